@@ -1,0 +1,46 @@
+# Warden: `make run` serves on the embedded default, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+.PHONY: run test lint format install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+
+install-dev: $(VENV)/.dev
+
+## run: upgrade the database and serve with gunicorn on 127.0.0.1:$(PORT)
+run: install
+	$(BIN)/flask db upgrade
+	HOST=127.0.0.1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
+
+## test: install the dev requirements and run pytest (PostgreSQL with TEST_DATABASE_URL)
+test: install-dev
+	$(BIN)/pytest
+
+## lint: ruff and mypy, as CI runs them
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy project config.py
+
+format: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

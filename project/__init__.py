@@ -1,0 +1,89 @@
+"""Warden: the application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+
+from config import Config, load_config
+from project import cli, models
+from project.api import errors, health, middleware, v1
+from project.api.auth import register_jwt_callbacks
+from project.core.logging import configure_logging as configure_log_output
+from project.extensions import api, cors, db, jwt, migrate
+
+__all__ = ["create_app", "models"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the Flask application."""
+    config = config or load_config()
+    app = Flask(__name__, static_folder=None)
+    app.config.from_object(config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_request_hooks(app)
+    register_commands(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    """Send JSON log lines (or readable ones) to stderr."""
+    configure_log_output(level=app.config["LOG_LEVEL"], fmt=app.config["LOG_FORMAT"])
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind every extension to ``app``."""
+    db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            if db.engine.url.database not in (None, "", ":memory:"):
+                Path(db.engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+            event.listen(db.engine, "connect", _sqlite_pragmas)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    jwt.init_app(app)
+    register_jwt_callbacks(jwt)
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
+    api.init_app(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    # SQLite ignores foreign keys (and so ON DELETE CASCADE) unless asked per connection.
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount the health probes and API v1."""
+    api.register_blueprint(health.blp)
+    api.register_blueprint(v1.blp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Make every error a problem+json response (after flask-smorest's, replacing them)."""
+    errors.register_error_handlers(app)
+
+
+def register_request_hooks(app: Flask) -> None:
+    """Request ids, access log and security headers."""
+    middleware.register_request_hooks(app)
+
+
+def register_commands(app: Flask) -> None:
+    """Add the ``flask users`` commands."""
+    cli.register_commands(app)

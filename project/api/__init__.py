@@ -1,0 +1,1 @@
+"""The HTTP edge: routing, request parsing, authentication and the error shape."""

@@ -1,0 +1,32 @@
+"""Liveness and readiness probes for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+from project.api.arguments import Blueprint
+from project.services import health
+
+blp = Blueprint("health", __name__, url_prefix="/health", description="Health probes")
+
+
+class HealthSchema(Schema):
+    """A probe's answer."""
+
+    status = fields.String(metadata={"example": "ok"})
+    checks = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+@blp.route("/live", methods=["GET"])
+@blp.response(200, HealthSchema)
+def live() -> dict[str, object]:
+    """Answer while the process runs."""
+    return {"status": "ok", "checks": {}}
+
+
+@blp.route("/ready", methods=["GET"])
+@blp.response(200, HealthSchema)
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE", description="`not_ready`")
+def ready() -> dict[str, object]:
+    """Answer 200 when the database (and later Redis) can serve requests."""
+    return {"status": "ok", "checks": health.readiness()}

@@ -1,0 +1,58 @@
+"""Per-request hooks: request ids, the access log line, and security headers."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+from project.core.logging import request_id_var, user_id_var
+
+logger = logging.getLogger("warden.request")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def start_request() -> None:
+    """Adopt a well-formed client X-Request-ID or make one, and start the clock."""
+    supplied = request.headers.get("X-Request-ID", "")
+    g.request_id = supplied if REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    g.started = time.perf_counter()
+    request_id_var.set(g.request_id)
+    user_id_var.set(None)
+
+
+def finish_request(response: Response) -> Response:
+    """Echo the request id and write one access log line."""
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    user_id = g.get("user_id")
+    if user_id:
+        user_id_var.set(user_id)
+    logger.info(
+        "request",
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(
+                (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2
+            ),
+        },
+    )
+    return response
+
+
+def clear_context(_error: BaseException | None) -> None:
+    """Forget the request's log context once it ends."""
+    request_id_var.set(None)
+    user_id_var.set(None)
+
+
+def register_request_hooks(app: Flask) -> None:
+    """Install the hooks on ``app``."""
+    app.before_request(start_request)
+    app.after_request(finish_request)
+    app.teardown_request(clear_context)

@@ -1,0 +1,1 @@
+"""Endpoint modules of API v1, one per domain."""

@@ -1,0 +1,1 @@
+"""Framework-free building blocks: errors, password hashing, tokens, logging."""

@@ -1,0 +1,104 @@
+"""Every problem the API can report, each with a stable ``code`` (the error registry)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AppError(Exception):
+    """A failure with an HTTP status and a stable snake_case code for clients."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal server error"
+    description: ClassVar[str] = "An unexpected error; nothing internal is revealed."
+    registry: ClassVar[dict[str, type[AppError]]] = {}
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        AppError.registry[cls.code] = cls
+
+
+AppError.registry[AppError.code] = AppError
+
+
+def error(code: str, status: int, title: str, description: str) -> type[AppError]:
+    """Define and register an AppError subclass."""
+    name = "".join(part.title() for part in code.split("_")) + "Error"
+    attrs = {"code": code, "status": status, "title": title, "description": description}
+    return type(name, (AppError,), attrs)
+
+
+BadRequest = error("bad_request", 400, "Bad request", "The request could not be understood.")
+InvalidJson = error("invalid_json", 400, "Malformed JSON", "The body is not valid JSON.")
+InvalidCredentials = error(
+    "invalid_credentials",
+    401,
+    "Invalid credentials",
+    "The email or password is wrong, or the account is disabled.",
+)
+AuthorizationRequired = error(
+    "authorization_required",
+    401,
+    "Authorization required",
+    "The request carries no token where one is needed.",
+)
+InvalidToken = error(
+    "invalid_token",
+    401,
+    "Invalid token",
+    "The token is malformed, badly signed, of the wrong type, or names no active user.",
+)
+TokenExpired = error("token_expired", 401, "Token expired", "The token's lifetime is over.")
+TokenRevoked = error(
+    "token_revoked", 401, "Token revoked", "The session behind the token has ended."
+)
+RefreshTokenReused = error(
+    "refresh_token_reused",
+    401,
+    "Refresh token reused",
+    "A refresh token was presented again after rotation; the whole session was revoked.",
+)
+AccountDisabled = error(
+    "account_disabled", 403, "Account disabled", "The account was deactivated by an admin."
+)
+Forbidden = error("forbidden", 403, "Forbidden", "The caller may not do this.")
+NotFound = error("not_found", 404, "Not found", "No such resource.")
+MethodNotAllowed = error(
+    "method_not_allowed", 405, "Method not allowed", "The resource does not support this method."
+)
+EmailTaken = error("email_taken", 409, "Email taken", "An account with this email exists.")
+LastAdmin = error(
+    "last_admin",
+    409,
+    "Last admin",
+    "The change would leave the service without an active admin.",
+)
+Conflict = error("conflict", 409, "Conflict", "The request conflicts with the current state.")
+PayloadTooLarge = error(
+    "payload_too_large", 413, "Payload too large", "The body exceeds the size limit (64 KiB)."
+)
+UnsupportedMediaType = error(
+    "unsupported_media_type",
+    415,
+    "Unsupported media type",
+    "The body must be sent as application/json.",
+)
+ValidationFailed = error(
+    "validation_error",
+    422,
+    "Validation error",
+    "The input is invalid; `errors` lists the messages per field.",
+)
+RateLimited = error("rate_limited", 429, "Too many requests", "A rate limit was exceeded.")
+NotReady = error(
+    "not_ready", 503, "Service not ready", "A dependency check failed; `checks` says which."
+)
+ServiceUnavailable = error(
+    "service_unavailable", 503, "Service unavailable", "A dependency is unreachable; retry later."
+)

@@ -1,0 +1,72 @@
+"""Structured logging: one JSON object per line, with the request's id and user."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+user_id_var: ContextVar[str | None] = ContextVar("user_id", default=None)
+
+_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_HANDLER_NAME = "warden"
+
+
+class ContextFilter(logging.Filter):
+    """Stamp each record with the current request id and user id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        record.user_id = user_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON line; JSON escaping keeps newlines from forging lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and value is not None:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """Readable lines for development; values are repr()'d so newlines stay escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(
+            f"{key}={value!r}"
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD_ATTRS and value is not None
+        )
+        line = f"{record.levelname:<7} {record.name}: {record.getMessage()!r} {extras}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure_logging(*, level: str, fmt: str = "json") -> None:
+    """Install one stderr handler on the root logger (replacing an earlier one of ours)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == _HANDLER_NAME:
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(ConsoleFormatter() if fmt == "console" else JsonFormatter())
+    handler.addFilter(ContextFilter())
+    root.addHandler(handler)
+    root.setLevel(level)

@@ -1,0 +1,55 @@
+"""Password hashing with bcrypt."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import unicodedata
+from functools import lru_cache
+
+import bcrypt
+
+
+def _prepare(password: str) -> bytes:
+    """Turn any password into 44 bytes bcrypt can take whole.
+
+    bcrypt reads only 72 bytes, so two long passwords sharing a prefix would collide.
+    Hashing first with SHA-256 (base64, so no NUL byte) keeps every character significant.
+    NFKC makes the same password typed on different keyboards compare equal.
+    """
+    normalized = unicodedata.normalize("NFKC", password).encode("utf-8")
+    return base64.b64encode(hashlib.sha256(normalized).digest())
+
+
+def hash_password(password: str, *, rounds: int) -> str:
+    """Return a bcrypt hash of ``password`` at cost ``rounds``."""
+    return bcrypt.hashpw(_prepare(password), bcrypt.gensalt(rounds)).decode("ascii")
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    """Check ``password`` against a stored hash in constant time."""
+    try:
+        return bcrypt.checkpw(_prepare(password), password_hash.encode("ascii"))
+    except ValueError:
+        return False
+
+
+def needs_rehash(password_hash: str, *, rounds: int) -> bool:
+    """Whether a stored hash was made at a different cost than configured."""
+    try:
+        return int(password_hash.split("$")[2]) != rounds
+    except (IndexError, ValueError):
+        return True
+
+
+@lru_cache(maxsize=8)
+def _dummy_hash(rounds: int) -> str:
+    return hash_password("not-a-real-password", rounds=rounds)
+
+
+def burn_verify(password: str, *, rounds: int) -> None:
+    """Spend one verification's work for an unknown account.
+
+    Answering faster for unknown emails would let an attacker enumerate accounts by timing.
+    """
+    verify_password(password, _dummy_hash(rounds))

@@ -1,0 +1,47 @@
+"""JWT access and refresh tokens (flask-jwt-extended does the signing)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask_jwt_extended import create_access_token, create_refresh_token
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    """What a client receives after login or refresh."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+def new_token_id() -> str:
+    """Return a fresh, unguessable token id (``jti``)."""
+    return uuid.uuid4().hex
+
+
+def issue_token_pair(
+    *,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    refresh_jti: str,
+    access_ttl: int,
+    refresh_ttl: int,
+) -> TokenPair:
+    """Sign an access token and a refresh token bound to one session."""
+    sid = str(session_id)
+    access = create_access_token(
+        identity=str(user_id),
+        expires_delta=timedelta(seconds=access_ttl),
+        additional_claims={"sid": sid},
+    )
+    refresh = create_refresh_token(
+        identity=str(user_id),
+        expires_delta=timedelta(seconds=refresh_ttl),
+        additional_claims={"sid": sid, "jti": refresh_jti},
+    )
+    return TokenPair(access_token=access, refresh_token=refresh, expires_in=access_ttl)

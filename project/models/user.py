@@ -1,0 +1,69 @@
+"""The user account."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Enum, Index, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from project.extensions import Base
+from project.models.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from project.models.session import Session
+
+
+class Role(enum.StrEnum):
+    """What a user may do."""
+
+    USER = "user"
+    ADMIN = "admin"
+
+
+class User(Base):
+    """An account that can authenticate."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        # Lets PostgreSQL answer the admin email-prefix filter (LIKE 'x%') from an index.
+        Index(
+            "ix_users_email_normalized_pattern",
+            "email_normalized",
+            postgresql_ops={"email_normalized": "varchar_pattern_ops"},
+        ),
+        Index("ix_users_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(254))
+    email_normalized: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(128))
+    full_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(
+        Enum(
+            Role,
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            name="user_role",
+            values_callable=lambda roles: [role.value for role in roles],
+        ),
+        default=Role.USER,
+    )
+    is_active: Mapped[bool] = mapped_column(default=True)
+    email_verified: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    sessions: Mapped[list[Session]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the user holds the admin role."""
+        return self.role is Role.ADMIN

@@ -1,0 +1,37 @@
+"""A generic repository over one model."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import scoped_session
+
+from project.extensions import db
+
+ModelT = TypeVar("ModelT")
+
+
+class BaseRepository(Generic[ModelT]):
+    """Basic persistence for ``model`` through the request-scoped session."""
+
+    model: ClassVar[type[Any]]
+
+    def __init__(self, session: OrmSession | None = None) -> None:
+        self.session: OrmSession | scoped_session[Any] = session or db.session
+
+    def get(self, entity_id: uuid.UUID) -> ModelT | None:
+        """Return the row with this primary key, or None."""
+        return self.session.get(self.model, entity_id)
+
+    def add(self, entity: ModelT) -> ModelT:
+        """Stage a new row and flush so database defaults and constraints apply now."""
+        self.session.add(entity)
+        self.session.flush()
+        return entity
+
+    def delete(self, entity: ModelT) -> None:
+        """Delete a row and flush."""
+        self.session.delete(entity)
+        self.session.flush()

@@ -1,0 +1,79 @@
+"""Queries on login sessions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from project.models import Session, User
+from project.repositories.base import BaseRepository
+
+
+class SessionRepository(BaseRepository[Session]):
+    """Sessions by user, with atomic rotation and revocation."""
+
+    model = Session
+
+    def get_with_user(self, session_id: uuid.UUID) -> tuple[Session, User] | None:
+        """Return a session and its user in one query, or None."""
+        row = self.session.execute(
+            select(Session, User).join(User).where(Session.id == session_id)
+        ).one_or_none()
+        return None if row is None else (row[0], row[1])
+
+    def rotate(
+        self,
+        *,
+        session_id: uuid.UUID,
+        presented_jti: str,
+        new_jti: str,
+        now: datetime,
+        expires_at: datetime,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> bool:
+        """Swap the refresh token id if ``presented_jti`` is still current; True on success.
+
+        A single conditional UPDATE makes two concurrent refreshes of one token race
+        safely: exactly one wins.
+        """
+        result = self.session.execute(
+            update(Session)
+            .where(
+                Session.id == session_id,
+                Session.refresh_jti == presented_jti,
+                Session.revoked_at.is_(None),
+                Session.expires_at > now,
+            )
+            .values(
+                refresh_jti=new_jti,
+                last_used_at=now,
+                expires_at=expires_at,
+                ip=ip,
+                user_agent=user_agent,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def revoke(self, session_id: uuid.UUID, *, now: datetime) -> None:
+        """Mark one session revoked."""
+        self.session.execute(
+            update(Session)
+            .where(Session.id == session_id, Session.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    def revoke_all_for_user(
+        self, user_id: uuid.UUID, *, now: datetime, keep: uuid.UUID | None = None
+    ) -> None:
+        """Revoke every live session of a user, except ``keep``."""
+        query = update(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None))
+        if keep is not None:
+            query = query.where(Session.id != keep)
+        self.session.execute(
+            query.values(revoked_at=now).execution_options(synchronize_session=False)
+        )

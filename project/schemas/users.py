@@ -1,0 +1,74 @@
+"""Schemas for users: the representation, updates and the admin list."""
+
+from marshmallow import Schema, fields, validate
+
+from project.models import Role
+from project.schemas.fields import Cursor, TrimmedString
+
+PASSWORD = validate.Length(min=8, max=128)
+
+
+class UserSchema(Schema):
+    """A user as the API shows it; never the password hash."""
+
+    id = fields.UUID(dump_only=True)
+    email = fields.Email(dump_only=True)
+    full_name = fields.String(dump_only=True, allow_none=True)
+    role = fields.Enum(Role, by_value=True, dump_only=True)
+    is_active = fields.Boolean(dump_only=True)
+    email_verified = fields.Boolean(dump_only=True)
+    created_at = fields.DateTime(format="iso", dump_only=True)
+    updated_at = fields.DateTime(format="iso", dump_only=True)
+
+
+class ProfileUpdateSchema(Schema):
+    """Fields a user may change on their own profile."""
+
+    full_name = TrimmedString(validate=validate.Length(max=200), allow_none=True)
+
+
+class PasswordChangeSchema(Schema):
+    """Change one's own password."""
+
+    current_password = fields.String(
+        required=True, load_only=True, validate=validate.Length(max=128)
+    )
+    new_password = fields.String(required=True, load_only=True, validate=PASSWORD)
+
+
+class AccountDeleteSchema(Schema):
+    """Confirm deleting one's own account."""
+
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=128))
+
+
+class AdminUserUpdateSchema(Schema):
+    """Fields an admin may change on any user."""
+
+    full_name = TrimmedString(validate=validate.Length(max=200), allow_none=True)
+    role = fields.Enum(Role, by_value=True)
+    is_active = fields.Boolean()
+
+
+class UserListQuerySchema(Schema):
+    """Filters and paging for the admin user list."""
+
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = Cursor(metadata={"description": "next_cursor from the previous page"})
+    role = fields.Enum(Role, by_value=True)
+    is_active = fields.Boolean()
+    email = TrimmedString(
+        validate=validate.Length(min=1, max=254),
+        metadata={"description": "Case-insensitive prefix of the email"},
+    )
+
+
+class UserPageSchema(Schema):
+    """One page of users."""
+
+    items = fields.List(fields.Nested(UserSchema))
+    next_cursor = Cursor(
+        attribute="next_key",
+        allow_none=True,
+        metadata={"description": "Pass as `cursor` for the next page; null at the end"},
+    )

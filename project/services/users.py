@@ -1,0 +1,113 @@
+"""Profile, password and account management, for users and for admins."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+
+from project.core import errors, security
+from project.extensions import db
+from project.models import Role, User
+from project.models.types import utcnow
+from project.repositories import SessionRepository, UserFilters, UserRepository
+from project.services.auth import create_user
+
+PageKey = tuple[datetime, uuid.UUID]
+
+
+@dataclass(frozen=True)
+class UserPage:
+    """One page of users and the key to continue after it (None at the end)."""
+
+    items: list[User]
+    next_key: PageKey | None
+
+
+def update_profile(*, user: User, changes: dict[str, Any]) -> User:
+    """Change the caller's own profile fields."""
+    for field in ("full_name",):
+        if field in changes:
+            setattr(user, field, changes[field])
+    db.session.commit()
+    return user
+
+
+def _check_password(user: User, password: str) -> None:
+    if not security.verify_password(password, user.password_hash):
+        raise errors.InvalidCredentials("The current password is incorrect.")
+
+
+def change_password(
+    *, user: User, current_password: str, new_password: str, session_id: uuid.UUID
+) -> None:
+    """Set a new password and end every other session of the user."""
+    _check_password(user, current_password)
+    rounds = int(current_app.config["BCRYPT_ROUNDS"])
+    user.password_hash = security.hash_password(new_password, rounds=rounds)
+    SessionRepository().revoke_all_for_user(user.id, now=utcnow(), keep=session_id)
+    db.session.commit()
+
+
+def delete_account(*, user: User, password: str) -> None:
+    """Delete the caller's account and its sessions, after checking the password."""
+    _check_password(user, password)
+    _ensure_not_last_admin(user, leaving=True)
+    UserRepository().delete(user)
+    db.session.commit()
+
+
+def list_users(*, filters: UserFilters, limit: int, after: PageKey | None) -> UserPage:
+    """Return one keyset page of users in creation order."""
+    rows = UserRepository().page(filters=filters, limit=limit + 1, after=after)
+    items = rows[:limit]
+    next_key = (items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    return UserPage(items=items, next_key=next_key)
+
+
+def get_user(user_id: uuid.UUID) -> User:
+    """Return a user by id or raise NotFound."""
+    user = UserRepository().get(user_id)
+    if user is None:
+        raise errors.NotFound("No user with this id.")
+    return user
+
+
+def create_admin(*, email: str, password: str) -> User:
+    """Create an active admin account (for the command line)."""
+    user = create_user(email=email, password=password, full_name=None, role=Role.ADMIN)
+    db.session.commit()
+    return user
+
+
+def _ensure_not_last_admin(user: User, *, leaving: bool) -> None:
+    active_admin = user.is_admin and user.is_active
+    if leaving and active_admin and UserRepository().count_active_admins() <= 1:
+        raise errors.LastAdmin("At least one active admin must remain.")
+
+
+def admin_update(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
+    """Change another user's name, role or active flag."""
+    user = get_user(user_id)
+    leaves_admins = changes.get("role", user.role) is not Role.ADMIN or not changes.get(
+        "is_active", user.is_active
+    )
+    _ensure_not_last_admin(user, leaving=leaves_admins)
+    for field in ("full_name", "role", "is_active"):
+        if field in changes:
+            setattr(user, field, changes[field])
+    if not user.is_active:
+        SessionRepository().revoke_all_for_user(user.id, now=utcnow())
+    db.session.commit()
+    return user
+
+
+def admin_delete(*, user_id: uuid.UUID) -> None:
+    """Delete a user and its sessions."""
+    user = get_user(user_id)
+    _ensure_not_last_admin(user, leaving=True)
+    UserRepository().delete(user)
+    db.session.commit()

@@ -1,0 +1,165 @@
+"""Fixtures: the app from the factory, a clean database per test, users and tokens."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, make_url, text
+
+from config import TestingConfig, database_url
+from project import create_app
+from project.extensions import db
+from project.models import Role, User
+from project.services import auth as auth_service
+
+PASSWORD = "correct horse battery staple"
+_counter = itertools.count()
+
+
+def make_config(**overrides: Any) -> TestingConfig:
+    """A TestingConfig from the real environment with some settings replaced."""
+    config = TestingConfig()
+    for name, value in overrides.items():
+        setattr(config, name, value)
+    return config
+
+
+def is_postgres() -> bool:
+    """Whether the suite runs against PostgreSQL."""
+    return os.environ.get("TEST_DATABASE_URL", "").startswith("postgres")
+
+
+@pytest.fixture
+def empty_database_url(tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty database on the backend under test, dropped afterwards."""
+    base = os.environ.get("TEST_DATABASE_URL", "")
+    if not is_postgres():
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"warden_tmp_{uuid.uuid4().hex[:12]}"
+    admin_url = make_url(database_url(base))
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app() -> Iterator[Flask]:
+    """The application under test, with a fresh schema."""
+    application = create_app(make_config())
+    with application.app_context():
+        db.drop_all()
+        db.create_all()
+    yield application
+    with application.app_context():
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Empty every table after each test that used the app, so tests share no state."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application: Flask = request.getfixturevalue("app")
+    with application.app_context():
+        db.session.remove()
+        tables = [table.name for table in db.metadata.sorted_tables]
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+        else:
+            for name in reversed(tables):
+                db.session.execute(text(f"DELETE FROM {name}"))
+        db.session.commit()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client for the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[..., User]:
+    """Create a user with a unique email; keyword arguments set model fields."""
+
+    def make(email: str | None = None, password: str = PASSWORD, **fields: Any) -> User:
+        email = email or f"user{next(_counter)}@example.com"
+        with app.app_context():
+            user = auth_service.create_user(
+                email=email, password=password, full_name=fields.pop("full_name", None), **fields
+            )
+            db.session.commit()
+            db.session.refresh(user)
+            db.session.expunge(user)
+            return user
+
+    return make
+
+
+@pytest.fixture
+def login(client: FlaskClient) -> Callable[..., dict[str, Any]]:
+    """Log a user in through the API and return the token pair."""
+
+    def do_login(email: str, password: str = PASSWORD, **headers: str) -> dict[str, Any]:
+        response = client.post(
+            "/api/v1/auth/login", json={"email": email, "password": password}, headers=headers
+        )
+        assert response.status_code == 200, response.json
+        return response.json  # type: ignore[no-any-return]
+
+    return do_login
+
+
+def bearer(token: str) -> dict[str, str]:
+    """An Authorization header carrying ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def user_headers(
+    make_user: Callable[..., User], login: Callable[..., dict[str, Any]]
+) -> dict[str, str]:
+    """Authorization headers of a fresh normal user."""
+    user = make_user()
+    return bearer(login(user.email)["access_token"])
+
+
+@pytest.fixture
+def admin(make_user: Callable[..., User]) -> User:
+    """An active admin."""
+    return make_user(role=Role.ADMIN)
+
+
+@pytest.fixture
+def admin_headers(admin: User, login: Callable[..., dict[str, Any]]) -> dict[str, str]:
+    """Authorization headers of an admin."""
+    return bearer(login(admin.email)["access_token"])
+
+
+def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    """Assert ``response`` is a problem+json document with this status and code."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    body: dict[str, Any] = response.json
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"] == f"urn:warden:problem:{code}"
+    assert body["title"] and body["detail"]
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    return body

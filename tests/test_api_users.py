@@ -1,0 +1,273 @@
+"""The caller's own account and admin user management through the HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from project.models import Role, User
+from tests.conftest import PASSWORD, assert_problem, bearer
+
+Login = Callable[..., dict[str, Any]]
+MakeUser = Callable[..., User]
+
+
+def test_get_and_update_own_profile(client: FlaskClient, user_headers: dict[str, str]) -> None:
+    before = client.get("/api/v1/users/me", headers=user_headers).json
+    response = client.patch(
+        "/api/v1/users/me", json={"full_name": "  Grace Hopper "}, headers=user_headers
+    )
+    assert response.status_code == 200
+    assert response.json["full_name"] == "Grace Hopper"
+    assert response.json["updated_at"] >= before["updated_at"]
+    assert client.get("/api/v1/users/me", headers=user_headers).json["full_name"] == "Grace Hopper"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"role": "admin"}, {"is_active": False}, {"email_verified": True}, {"id": str(uuid.uuid4())}],
+)
+def test_users_cannot_mass_assign_privileged_fields(
+    client: FlaskClient, user_headers: dict[str, str], payload: dict[str, Any]
+) -> None:
+    body = assert_problem(
+        client.patch("/api/v1/users/me", json=payload, headers=user_headers),
+        422,
+        "validation_error",
+    )
+    assert set(body["errors"]) == set(payload)
+    me = client.get("/api/v1/users/me", headers=user_headers).json
+    assert me["role"] == "user" and me["is_active"] is True and me["email_verified"] is False
+
+
+def test_password_change_ends_every_other_session(
+    client: FlaskClient, make_user: MakeUser, login: Login
+) -> None:
+    user = make_user()
+    current, other = login(user.email), login(user.email)
+    response = client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "a brand new secret"},
+        headers=bearer(current["access_token"]),
+    )
+    assert response.status_code == 204
+    assert_problem(
+        client.get("/api/v1/users/me", headers=bearer(other["access_token"])), 401, "token_revoked"
+    )
+    assert_problem(
+        client.post("/api/v1/auth/refresh", headers=bearer(other["refresh_token"])),
+        401,
+        "token_revoked",
+    )
+    assert (
+        client.get("/api/v1/users/me", headers=bearer(current["access_token"])).status_code == 200
+    )
+    assert_problem(
+        client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD}),
+        401,
+        "invalid_credentials",
+    )
+    login(user.email, "a brand new secret")
+
+
+def test_password_change_needs_the_current_password(
+    client: FlaskClient, make_user: MakeUser, login: Login
+) -> None:
+    user = make_user()
+    headers = bearer(login(user.email)["access_token"])
+    response = client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": "not the password", "new_password": "a brand new secret"},
+        headers=headers,
+    )
+    assert_problem(response, 401, "invalid_credentials")
+    weak = client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "short"},
+        headers=headers,
+    )
+    assert "new_password" in assert_problem(weak, 422, "validation_error")["errors"]
+    login(user.email)
+
+
+def test_delete_own_account(client: FlaskClient, make_user: MakeUser, login: Login) -> None:
+    user = make_user()
+    tokens, other = login(user.email), login(user.email)
+    headers = bearer(tokens["access_token"])
+    wrong = client.delete("/api/v1/users/me", json={"password": "wrong password"}, headers=headers)
+    assert_problem(wrong, 401, "invalid_credentials")
+    assert (
+        client.delete("/api/v1/users/me", json={"password": PASSWORD}, headers=headers).status_code
+        == 204
+    )
+    for token in (tokens["access_token"], other["access_token"]):
+        assert_problem(client.get("/api/v1/users/me", headers=bearer(token)), 401, "token_revoked")
+    assert_problem(
+        client.post("/api/v1/auth/refresh", headers=bearer(other["refresh_token"])),
+        401,
+        "token_revoked",
+    )
+    assert_problem(
+        client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD}),
+        401,
+        "invalid_credentials",
+    )
+    # The email is free again.
+    again = client.post("/api/v1/auth/register", json={"email": user.email, "password": PASSWORD})
+    assert again.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/users"),
+        ("get", f"/api/v1/users/{uuid.uuid4()}"),
+        ("patch", f"/api/v1/users/{uuid.uuid4()}"),
+        ("delete", f"/api/v1/users/{uuid.uuid4()}"),
+    ],
+)
+def test_admin_routes_refuse_normal_users(
+    client: FlaskClient, user_headers: dict[str, str], method: str, path: str
+) -> None:
+    response = getattr(client, method)(
+        path, headers=user_headers, json={} if method == "patch" else None
+    )
+    assert_problem(response, 403, "forbidden")
+    assert_problem(getattr(client, method)(path), 401, "authorization_required")
+
+
+def test_admin_list_pages_through_every_user_once(
+    client: FlaskClient, make_user: MakeUser, admin_headers: dict[str, str]
+) -> None:
+    created = {str(make_user().id) for _ in range(7)}
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        query = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        response = client.get("/api/v1/users", query_string=query, headers=admin_headers)
+        assert response.status_code == 200
+        seen += [item["id"] for item in response.json["items"]]
+        pages += 1
+        cursor = response.json["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3  # 8 users (7 + the admin) in pages of 3
+    assert len(seen) == len(set(seen)) == 8
+    assert created < set(seen)
+    default = client.get("/api/v1/users", headers=admin_headers).json
+    assert [item["id"] for item in default["items"]] == seen
+    assert default["next_cursor"] is None
+
+
+def test_admin_list_filters(
+    client: FlaskClient, make_user: MakeUser, admin_headers: dict[str, str]
+) -> None:
+    make_user(email="alpha.one@example.com")
+    make_user(email="Alpha.Two@example.com", is_active=False)
+    make_user(email="beta@example.com")
+    make_user(email="al_pha@example.com")
+
+    def emails(**query: Any) -> list[str]:
+        response = client.get("/api/v1/users", query_string=query, headers=admin_headers)
+        assert response.status_code == 200, response.json
+        return sorted(item["email"].lower() for item in response.json["items"])
+
+    assert emails(email="ALPHA") == ["alpha.one@example.com", "alpha.two@example.com"]
+    assert emails(email="al_") == ["al_pha@example.com"]  # LIKE wildcards are literal
+    assert emails(email="alpha", is_active="false") == ["alpha.two@example.com"]
+    assert emails(role="admin") == [e for e in emails() if e.startswith("user")]
+    assert "beta@example.com" in emails(role="user", is_active="true")
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"limit": "many"}, "limit"),
+        ({"cursor": "garbage!!"}, "cursor"),
+        ({"cursor": "WyJ4IiwgInkiXQ"}, "cursor"),
+        ({"role": "root"}, "role"),
+        ({"is_active": "maybe"}, "is_active"),
+        ({"sort": "email"}, "sort"),
+    ],
+)
+def test_admin_list_rejects_bad_queries(
+    client: FlaskClient, admin_headers: dict[str, str], query: dict[str, Any], field: str
+) -> None:
+    response = client.get("/api/v1/users", query_string=query, headers=admin_headers)
+    assert field in assert_problem(response, 422, "validation_error")["errors"]
+
+
+def test_admin_gets_updates_and_deletes_a_user(
+    client: FlaskClient, make_user: MakeUser, login: Login, admin_headers: dict[str, str]
+) -> None:
+    user = make_user()
+    tokens = login(user.email)
+    path = f"/api/v1/users/{user.id}"
+    assert client.get(path, headers=admin_headers).json["email"] == user.email
+
+    promoted = client.patch(path, json={"role": "admin", "full_name": "Ada"}, headers=admin_headers)
+    assert promoted.status_code == 200
+    assert promoted.json["role"] == "admin" and promoted.json["full_name"] == "Ada"
+    # The role is read from the database on each request, so it applies at once.
+    assert client.get("/api/v1/users", headers=bearer(tokens["access_token"])).status_code == 200
+
+    deactivated = client.patch(path, json={"is_active": False}, headers=admin_headers)
+    assert deactivated.json["is_active"] is False
+    assert_problem(
+        client.get("/api/v1/users/me", headers=bearer(tokens["access_token"])), 401, "token_revoked"
+    )
+    assert_problem(
+        client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])),
+        401,
+        "token_revoked",
+    )
+
+    assert client.delete(path, headers=admin_headers).status_code == 204
+    assert_problem(client.get(path, headers=admin_headers), 404, "not_found")
+    assert_problem(client.delete(path, headers=admin_headers), 404, "not_found")
+    assert_problem(
+        client.patch(path, json={"full_name": "x"}, headers=admin_headers), 404, "not_found"
+    )
+
+
+def test_admin_update_validation(
+    client: FlaskClient, make_user: MakeUser, admin_headers: dict[str, str]
+) -> None:
+    path = f"/api/v1/users/{make_user().id}"
+    for payload in ({"role": "superuser"}, {"is_active": "perhaps"}, {"email": "x@example.com"}):
+        assert_problem(
+            client.patch(path, json=payload, headers=admin_headers), 422, "validation_error"
+        )
+    assert_problem(client.get("/api/v1/users/not-a-uuid", headers=admin_headers), 404, "not_found")
+
+
+def test_the_last_active_admin_cannot_be_removed(
+    client: FlaskClient,
+    admin: User,
+    admin_headers: dict[str, str],
+    make_user: MakeUser,
+    login: Login,
+) -> None:
+    path = f"/api/v1/users/{admin.id}"
+    for payload in ({"role": "user"}, {"is_active": False}):
+        assert_problem(client.patch(path, json=payload, headers=admin_headers), 409, "last_admin")
+    assert_problem(client.delete(path, headers=admin_headers), 409, "last_admin")
+    assert_problem(
+        client.delete("/api/v1/users/me", json={"password": PASSWORD}, headers=admin_headers),
+        409,
+        "last_admin",
+    )
+    second = make_user(role=Role.ADMIN)
+    assert (
+        client.patch(
+            path, json={"role": "user"}, headers=bearer(login(second.email)["access_token"])
+        ).status_code
+        == 200
+    )

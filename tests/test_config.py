@@ -1,0 +1,116 @@
+"""Configuration from the environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, database_url, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+STRONG = "s" * 32
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("postgres://u:p@host:5432/db", "postgresql+psycopg://u:p@host:5432/db"),
+        ("postgresql://u@host/db", "postgresql+psycopg://u@host/db"),
+        ("postgresql+psycopg://u@host/db", "postgresql+psycopg://u@host/db"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_database_url_accepts_heroku_style(raw: str, expected: str) -> None:
+    assert database_url(raw) == expected
+
+
+def test_defaults() -> None:
+    config = load_config({})
+    assert config.APP_ENV == "development"
+    assert config.SQLALCHEMY_DATABASE_URI.startswith("sqlite:///")
+    assert config.SQLALCHEMY_DATABASE_URI.endswith("/instance/warden.db")
+    assert (config.ACCESS_TOKEN_TTL, config.REFRESH_TOKEN_TTL, config.BCRYPT_ROUNDS) == (
+        900,
+        2_592_000,
+        12,
+    )
+    assert config.PORT == 8000
+    assert config.REDIS_URL is None
+    assert config.CORS_ORIGINS == []
+    assert config.MAX_CONTENT_LENGTH == 65536
+
+
+def test_values_are_read() -> None:
+    config = load_config(
+        {
+            "ACCESS_TOKEN_TTL": "60",
+            "REFRESH_TOKEN_TTL": "3600",
+            "BCRYPT_ROUNDS": "10",
+            "CORS_ORIGINS": "https://a.example, https://b.example,",
+            "REDIS_URL": "redis://localhost:6379/3",
+            "LOG_LEVEL": "debug",
+            "PORT": "5000",
+            "WEB_CONCURRENCY": "4",
+        }
+    )
+    assert (config.ACCESS_TOKEN_TTL, config.REFRESH_TOKEN_TTL, config.BCRYPT_ROUNDS) == (
+        60,
+        3600,
+        10,
+    )
+    assert config.CORS_ORIGINS == ["https://a.example", "https://b.example"]
+    assert config.REDIS_URL == "redis://localhost:6379/3"
+    assert (config.LOG_LEVEL, config.PORT, config.WEB_CONCURRENCY) == ("DEBUG", 5000, 4)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"APP_ENV": "staging"}, "APP_ENV"),
+        ({"ACCESS_TOKEN_TTL": "soon"}, "ACCESS_TOKEN_TTL"),
+        ({"BCRYPT_ROUNDS": "3"}, "BCRYPT_ROUNDS"),
+        ({"BCRYPT_ROUNDS": "32"}, "BCRYPT_ROUNDS"),
+        ({"APP_ENV": "production", "JWT_SECRET_KEY": STRONG}, "SECRET_KEY"),
+        ({"APP_ENV": "production", "SECRET_KEY": STRONG}, "JWT_SECRET_KEY"),
+        ({"APP_ENV": "production", "SECRET_KEY": "short", "JWT_SECRET_KEY": STRONG}, "SECRET_KEY"),
+        (
+            {"APP_ENV": "production", "SECRET_KEY": STRONG, "JWT_SECRET_KEY": "x" * 31},
+            "JWT_SECRET_KEY",
+        ),
+    ],
+)
+def test_bad_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{message}"):
+        load_config(env)
+
+
+def test_production_accepts_strong_secrets() -> None:
+    config = load_config(
+        {"APP_ENV": "production", "SECRET_KEY": STRONG, "JWT_SECRET_KEY": "j" * 40}
+    )
+    assert config.JWT_SECRET_KEY == "j" * 40
+
+
+def test_gunicorn_refuses_to_start_with_one_line(tmp_path: Path) -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("SECRET_KEY", "JWT_SECRET_KEY", "DATABASE_URL")
+    }
+    env.update(APP_ENV="production", SECRET_KEY=STRONG, PORT="0")
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["warden: configuration error: JWT_SECRET_KEY is required in production"]

@@ -1,0 +1,37 @@
+"""CORS is granted only to the configured origins."""
+
+from __future__ import annotations
+
+from project import create_app
+from tests.conftest import make_config
+
+ALLOWED = "https://app.example.com"
+
+
+def test_allowed_origin_gets_cors_headers() -> None:
+    client = create_app(make_config(CORS_ORIGINS=[ALLOWED])).test_client()
+    preflight = client.options(
+        "/api/v1/auth/login",
+        headers={
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Content-Type, Authorization",
+        },
+    )
+    assert preflight.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    response = client.get("/api/v1/openapi.json", headers={"Origin": ALLOWED})
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "X-Request-ID" in response.headers["Access-Control-Expose-Headers"]
+
+
+def test_other_origins_get_nothing() -> None:
+    client = create_app(make_config(CORS_ORIGINS=[ALLOWED])).test_client()
+    response = client.get("/api/v1/openapi.json", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_no_origins_configured_means_no_cors() -> None:
+    client = create_app(make_config(CORS_ORIGINS=[])).test_client()
+    response = client.get("/api/v1/openapi.json", headers={"Origin": ALLOWED})
+    assert "Access-Control-Allow-Origin" not in response.headers

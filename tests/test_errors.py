@@ -1,0 +1,93 @@
+"""Every error, from routing to crashes, is one problem+json shape."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from project import create_app
+from tests.conftest import assert_problem, make_config
+
+
+def test_unknown_route(client: FlaskClient) -> None:
+    assert_problem(client.get("/api/v1/nothing-here"), 404, "not_found")
+
+
+def test_wrong_method_lists_the_allowed_ones(client: FlaskClient) -> None:
+    response = client.put("/api/v1/auth/login", json={})
+    assert_problem(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_malformed_json(client: FlaskClient) -> None:
+    response = client.post("/api/v1/auth/login", data='{"email": ', content_type="application/json")
+    assert_problem(response, 400, "invalid_json")
+
+
+@pytest.mark.parametrize("body", ["[]", '"text"', "42", "null"])
+def test_json_that_is_not_an_object(client: FlaskClient, body: str) -> None:
+    response = client.post("/api/v1/auth/login", data=body, content_type="application/json")
+    assert_problem(response, 422, "validation_error")
+
+
+def test_wrong_content_type(client: FlaskClient) -> None:
+    response = client.post(
+        "/api/v1/auth/login",
+        data="email=a@example.com",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert_problem(response, 415, "unsupported_media_type")
+
+
+def test_body_over_64_kib(client: FlaskClient) -> None:
+    payload = json.dumps({"email": "a@example.com", "password": "x" * (65 * 1024)})
+    response = client.post("/api/v1/auth/login", data=payload, content_type="application/json")
+    assert_problem(response, 413, "payload_too_large")
+
+
+def test_validation_errors_name_each_field(client: FlaskClient) -> None:
+    body = assert_problem(
+        client.post("/api/v1/auth/register", json={"email": "x", "extra": 1}),
+        422,
+        "validation_error",
+    )
+    assert body["errors"]["email"] == ["Not a valid email address."]
+    assert body["errors"]["password"] == ["Missing data for required field."]
+    assert body["errors"]["extra"] == ["Unknown field."]
+
+
+def test_unexpected_errors_reveal_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    app: Flask = create_app(make_config())
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("secret internal detail")
+
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().get("/boom")
+    body = assert_problem(response, 500, "internal_error")
+    assert "secret internal detail" not in response.get_data(as_text=True)
+    assert body["detail"] == "An unexpected error occurred."
+    logged = [record for record in caplog.records if record.exc_info]
+    assert logged and "secret internal detail" in str(logged[0].exc_info[1])
+
+
+@pytest.mark.parametrize(
+    ("supplied", "echoed"),
+    [("abc-123_DEF.4:5", True), ("bad id with spaces", False), ("x" * 129, False), ("", False)],
+)
+def test_request_id_is_echoed_when_well_formed(
+    client: FlaskClient, supplied: str, echoed: bool
+) -> None:
+    response = client.get("/health/live", headers={"X-Request-ID": supplied})
+    returned = response.headers["X-Request-ID"]
+    assert (returned == supplied) is echoed
+    assert len(returned) >= 8
+
+
+def test_security_headers(client: FlaskClient) -> None:
+    assert client.get("/health/live").headers["X-Content-Type-Options"] == "nosniff"

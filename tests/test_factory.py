@@ -1,0 +1,53 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from config import load_config
+from project import create_app
+from tests.conftest import make_config
+
+
+def test_factory_builds_a_testing_app(app: Flask) -> None:
+    assert app.testing
+    assert app.config["BCRYPT_ROUNDS"] == 4
+    assert {"v1", "health", "api-docs"} <= set(app.blueprints)
+
+
+def test_every_api_route_lives_under_v1(app: Flask) -> None:
+    rules = {rule.rule for rule in app.url_map.iter_rules()}
+    api_rules = {rule for rule in rules if not rule.startswith("/health")}
+    assert all(rule.startswith("/api/v1/") for rule in api_rules)
+    assert "/api/v1/auth/register" in rules
+    assert "/api/v1/users/<uuid:user_id>" in rules
+
+
+def test_two_apps_do_not_share_config() -> None:
+    first = create_app(make_config(ACCESS_TOKEN_TTL=60))
+    second = create_app(make_config(ACCESS_TOKEN_TTL=120))
+    assert first.config["ACCESS_TOKEN_TTL"] == 60
+    assert second.config["ACCESS_TOKEN_TTL"] == 120
+
+
+def test_default_sqlite_folder_is_created(tmp_path: Path) -> None:
+    target = tmp_path / "nested" / "warden.db"
+    config = load_config({"DATABASE_URL": f"sqlite:///{target}"})
+    create_app(config)
+    assert target.parent.is_dir()
+
+
+def test_openapi_document_is_served(client: Flask) -> None:
+    document = client.get("/api/v1/openapi.json").json  # type: ignore[attr-defined]
+    assert document["openapi"] == "3.1.0"
+    assert "/api/v1/users/{user_id}" in document["paths"]
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    problem = document["components"]["responses"]["UNPROCESSABLE_ENTITY"]["content"]
+    assert "application/problem+json" in problem
+    me = document["paths"]["/api/v1/users/me"]["get"]
+    assert me["security"] == [{"bearerAuth": []}]
+    assert "401" in me["responses"]
+    docs = client.get("/api/v1/docs")  # type: ignore[attr-defined]
+    assert docs.status_code == 200 and b"swagger" in docs.data.lower()

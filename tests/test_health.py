@@ -1,0 +1,43 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import time
+
+from flask.testing import FlaskClient
+
+from project import create_app
+from tests.conftest import assert_problem, make_config
+
+
+def test_live(client: FlaskClient) -> None:
+    response = client.get("/health/live")
+    assert response.status_code == 200
+    assert response.json["status"] == "ok"
+
+
+def test_ready_when_the_database_answers(client: FlaskClient) -> None:
+    response = client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json["checks"] == {"database": "ok"}
+
+
+def test_not_ready_when_the_database_is_down() -> None:
+    # Port 1 on loopback has no listener: connections are refused at once.
+    url = "postgresql+psycopg://warden:hunter2@127.0.0.1:1/warden"
+    config = make_config(
+        SQLALCHEMY_DATABASE_URI=url,
+        SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}},
+    )
+    client = create_app(config).test_client()
+    started = time.monotonic()
+    response = client.get("/health/ready")
+    assert time.monotonic() - started < 3
+    body = assert_problem(response, 503, "not_ready")
+    assert body["checks"] == {"database": "fail"}
+    assert "hunter2" not in response.get_data(as_text=True)
+    # Other requests fail with a 503 problem too, not a 500.
+    login = client.post(
+        "/api/v1/auth/login", json={"email": "a@example.com", "password": "whatever1"}
+    )
+    assert_problem(login, 503, "service_unavailable")

@@ -1,0 +1,64 @@
+"""Structured logs: one JSON line per request, and no forged lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from project.core.logging import ConsoleFormatter, ContextFilter, JsonFormatter, request_id_var
+from project.models import User
+from tests.conftest import PASSWORD
+
+
+def _request_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "warden.request"]
+
+
+def test_one_access_line_per_request(
+    client: FlaskClient,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    user = make_user()
+    token = login(user.email)["access_token"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        response = client.get(
+            "/api/v1/users/me?x=1",
+            headers={"Authorization": f"Bearer {token}", "X-Request-ID": "req-42"},
+        )
+    records = _request_records(caplog)
+    assert len(records) == 1
+    line = json.loads(JsonFormatter().format(records[0]))
+    assert line["message"] == "request"
+    assert line["method"] == "GET" and line["path"] == "/api/v1/users/me"
+    assert line["status"] == response.status_code == 200
+    assert isinstance(line["duration_ms"], float)
+    assert line["request_id"] == "req-42"
+    assert line["user_id"] == str(user.id)
+    assert token not in json.dumps(line)
+    assert PASSWORD not in json.dumps(line)
+
+
+def test_newlines_cannot_forge_a_line() -> None:
+    record = logging.makeLogRecord(
+        {"msg": "login failed for %s", "args": ('evil\n{"level": "info"}',)}
+    )
+    ContextFilter().filter(record)
+    for formatter in (JsonFormatter(), ConsoleFormatter()):
+        assert "\n" not in formatter.format(record)
+    assert json.loads(JsonFormatter().format(record))["message"].endswith('{"level": "info"}')
+
+
+def test_context_is_stamped_outside_requests_as_null() -> None:
+    request_id_var.set(None)
+    record = logging.LogRecord("warden", logging.INFO, __file__, 1, "boot", None, None)
+    ContextFilter().filter(record)
+    line = json.loads(JsonFormatter().format(record))
+    assert "request_id" not in line and line["level"] == "info"

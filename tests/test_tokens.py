@@ -1,0 +1,119 @@
+"""JWT claims and verification."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import jwt as pyjwt
+from flask import Flask
+from flask.testing import FlaskClient
+
+from project.core.tokens import issue_token_pair
+from project.models import User
+from tests.conftest import assert_problem, bearer
+
+
+def _claims(token: str, app: Flask) -> dict[str, Any]:
+    return pyjwt.decode(
+        token,
+        app.config["JWT_SECRET_KEY"],
+        algorithms=["HS256"],
+        audience="warden",
+        issuer="warden",
+    )
+
+
+def test_token_claims(
+    app: Flask, make_user: Callable[..., User], login: Callable[..., dict[str, Any]]
+) -> None:
+    user = make_user()
+    pair = login(user.email)
+    access, refresh = _claims(pair["access_token"], app), _claims(pair["refresh_token"], app)
+    assert access["sub"] == refresh["sub"] == str(user.id)
+    assert access["sid"] == refresh["sid"]
+    assert access["type"] == "access" and refresh["type"] == "refresh"
+    assert access["exp"] - access["iat"] == 900
+    assert refresh["exp"] - refresh["iat"] == 2_592_000
+    assert "role" not in access and "email" not in access
+
+
+def test_expired_access_token(
+    app: Flask,
+    client: FlaskClient,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+) -> None:
+    user = make_user()
+    sid = _claims(login(user.email)["access_token"], app)["sid"]
+    with app.app_context():
+        pair = issue_token_pair(
+            user_id=user.id,
+            session_id=uuid.UUID(sid),
+            refresh_jti="x",
+            access_ttl=-60,
+            refresh_ttl=-60,
+        )
+    assert_problem(
+        client.get("/api/v1/users/me", headers=bearer(pair.access_token)), 401, "token_expired"
+    )
+    assert_problem(
+        client.post("/api/v1/auth/refresh", headers=bearer(pair.refresh_token)),
+        401,
+        "token_expired",
+    )
+
+
+def test_forged_tokens_are_refused(
+    app: Flask,
+    client: FlaskClient,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+) -> None:
+    user = make_user()
+    good = login(user.email)["access_token"]
+    claims = _claims(good, app)
+    wrong_key = pyjwt.encode(claims, "another-secret-of-at-least-32-bytes!!", algorithm="HS256")
+    wrong_aud = pyjwt.encode(
+        {**claims, "aud": "other"}, app.config["JWT_SECRET_KEY"], algorithm="HS256"
+    )
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode()).rstrip(
+        b"="
+    )
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=")
+    alg_none = f"{header.decode()}.{body.decode()}."
+    head, _payload, signature = good.split(".")
+    tampered_claims = {**claims, "sub": str(uuid.uuid4())}
+    tampered = ".".join(
+        [
+            head,
+            base64.urlsafe_b64encode(json.dumps(tampered_claims).encode()).rstrip(b"=").decode(),
+            signature,
+        ]
+    )
+    for token in (wrong_key, wrong_aud, alg_none, tampered):
+        assert_problem(client.get("/api/v1/users/me", headers=bearer(token)), 401, "invalid_token")
+
+
+def test_a_token_for_another_users_session_is_refused(
+    app: Flask,
+    client: FlaskClient,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+) -> None:
+    alice, bob = make_user(), make_user()
+    alice_sid = _claims(login(alice.email)["access_token"], app)["sid"]
+    with app.app_context():
+        pair = issue_token_pair(
+            user_id=bob.id,
+            session_id=uuid.UUID(alice_sid),
+            refresh_jti="x",
+            access_ttl=60,
+            refresh_ttl=60,
+        )
+    assert_problem(
+        client.get("/api/v1/users/me", headers=bearer(pair.access_token)), 401, "token_revoked"
+    )
