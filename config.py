@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from dotenv import load_dotenv
+from jwt import PyJWK, PyJWKError
 
 BASE_DIR = Path(__file__).resolve().parent
 MIN_SECRET_BYTES = 32
 ENVIRONMENTS = ("development", "testing", "production")
+ASYMMETRIC_ALGORITHMS = ("RS256", "EdDSA")
 
 
 class ConfigError(RuntimeError):
@@ -45,6 +48,45 @@ def _list(raw: str | None) -> list[str]:
     return [item.strip() for item in (raw or "").split(",") if item.strip()]
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def signing_keys(env: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Read the JWK Set of signing keys from JWT_SIGNING_KEYS or JWT_SIGNING_KEYS_FILE."""
+    raw = env.get("JWT_SIGNING_KEYS")
+    path = env.get("JWT_SIGNING_KEYS_FILE")
+    if not raw and path:
+        try:
+            raw = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"JWT_SIGNING_KEYS_FILE cannot be read: {exc.strerror}") from None
+    if not raw:
+        return []
+    try:
+        keys = json.loads(raw)["keys"]
+        for key in keys:
+            parsed = PyJWK(key)
+            if not key.get("kid") or key.get("alg") not in ASYMMETRIC_ALGORITHMS:
+                raise ValueError("every key needs a kid and an alg of RS256 or EdDSA")
+            if not hasattr(parsed.key, "sign"):
+                raise ValueError(f"key {key['kid']} is not a private key")
+    except (ValueError, KeyError, TypeError, PyJWKError) as exc:
+        raise ConfigError(f"JWT_SIGNING_KEYS is not a valid JWK Set: {exc}") from None
+    if not keys:
+        raise ConfigError("JWT_SIGNING_KEYS holds no key")
+    if len({key["alg"] for key in keys}) != 1:
+        raise ConfigError("JWT_SIGNING_KEYS must use one algorithm for every key")
+    return list(keys)
+
+
 class Config:
     """Settings shared by every environment; values come from ``env``."""
 
@@ -72,9 +114,50 @@ class Config:
 
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
         self.MAX_CONTENT_LENGTH = 64 * 1024
-        self.JWT_TOKEN_LOCATION = ["headers"]
-        self.JWT_ALGORITHM = "HS256"
-        self.JWT_DECODE_ALGORITHMS = ["HS256"]
+        self.REFRESH_REUSE_INTERVAL = _int(env, "REFRESH_REUSE_INTERVAL", 0)
+        self.TRUSTED_PROXIES = _int(env, "TRUSTED_PROXIES", 0)
+        self.HSTS = _bool(env, "HSTS", self.APP_ENV == "production")
+
+        self.JWT_SIGNING_KEYS = signing_keys(env)
+        self.JWT_ALGORITHM = self.JWT_SIGNING_KEYS[0]["alg"] if self.JWT_SIGNING_KEYS else "HS256"
+        # Only the configured algorithm is accepted: no "none", no HS256 when keys are RSA.
+        self.JWT_DECODE_ALGORITHMS = [self.JWT_ALGORITHM]
+        self.JWT_TOKEN_LOCATION = ["headers", "cookies"]
+        self.JWT_COOKIE_SECURE = _bool(env, "COOKIE_SECURE", self.APP_ENV != "development")
+        self.JWT_COOKIE_SAMESITE = env.get("COOKIE_SAMESITE") or "Lax"
+        if self.JWT_COOKIE_SAMESITE not in ("Lax", "Strict", "None"):
+            raise ConfigError("COOKIE_SAMESITE must be Lax, Strict or None")
+        self.JWT_COOKIE_DOMAIN = env.get("COOKIE_DOMAIN") or None
+        self.JWT_COOKIE_CSRF_PROTECT = True
+        self.JWT_CSRF_IN_COOKIES = True
+        self.JWT_ACCESS_COOKIE_PATH = "/"
+        self.JWT_REFRESH_COOKIE_PATH = "/api/v1/auth/refresh"
+        self.JWT_ACCESS_CSRF_COOKIE_PATH = "/"
+        self.JWT_REFRESH_CSRF_COOKIE_PATH = "/api/v1/auth/refresh"
+        self.JWT_SESSION_COOKIE = False
+
+        self.RATELIMIT_ENABLED = _bool(env, "RATELIMIT_ENABLED", True)
+        self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        self.RATELIMIT_STRATEGY = "sliding-window-counter"
+        self.RATELIMIT_KEY_PREFIX = "warden-rl"
+        self.RATELIMIT_HEADERS_ENABLED = True
+        # If Redis fails, count in process memory rather than refusing every request.
+        self.RATELIMIT_SWALLOW_ERRORS = True
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+        self.RATELIMIT_DEFAULT = env.get("RATELIMIT_DEFAULT") or "300 per minute"
+        self.RATELIMIT_LOGIN = env.get("RATELIMIT_LOGIN") or "10 per minute;100 per hour"
+        self.RATELIMIT_REGISTER = env.get("RATELIMIT_REGISTER") or "5 per minute;50 per hour"
+        self.RATELIMIT_REFRESH = env.get("RATELIMIT_REFRESH") or "30 per minute"
+        self.RATELIMIT_PASSWORD = env.get("RATELIMIT_PASSWORD") or "5 per minute;30 per hour"
+        self.RATELIMIT_EMAIL = env.get("RATELIMIT_EMAIL") or "5 per minute;20 per hour"
+
+        self.LOGIN_FREE_FAILURES_PER_IP = _int(env, "LOGIN_FREE_FAILURES_PER_IP", 5, minimum=1)
+        self.LOGIN_FREE_FAILURES_PER_ACCOUNT = _int(
+            env, "LOGIN_FREE_FAILURES_PER_ACCOUNT", 20, minimum=1
+        )
+        self.LOGIN_BACKOFF_CAP_IP = _int(env, "LOGIN_BACKOFF_CAP_IP", 900, minimum=1)
+        self.LOGIN_BACKOFF_CAP_ACCOUNT = _int(env, "LOGIN_BACKOFF_CAP_ACCOUNT", 300, minimum=1)
+        self.PASSWORD_CHECK_BREACHED = _bool(env, "PASSWORD_CHECK_BREACHED", True)
         self.JWT_ENCODE_ISSUER = self.JWT_DECODE_ISSUER = env.get("JWT_ISSUER") or "warden"
         self.JWT_ENCODE_AUDIENCE = self.JWT_DECODE_AUDIENCE = env.get("JWT_AUDIENCE") or "warden"
         self.JWT_DECODE_LEEWAY = 10
@@ -120,7 +203,13 @@ class TestingConfig(Config):
         )
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.REDIS_URL = env.get("TEST_REDIS_URL") or None
+        self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
         self.BCRYPT_ROUNDS = 4
+        # The suite logs in hundreds of times from one address; limit tests set their own.
+        self.RATELIMIT_DEFAULT = "100000 per minute"
+        self.RATELIMIT_LOGIN = self.RATELIMIT_REGISTER = self.RATELIMIT_DEFAULT
+        self.RATELIMIT_REFRESH = self.RATELIMIT_PASSWORD = self.RATELIMIT_DEFAULT
+        self.RATELIMIT_EMAIL = self.RATELIMIT_DEFAULT
 
 
 class ProductionConfig(Config):
@@ -136,7 +225,8 @@ class ProductionConfig(Config):
 
     def validate(self) -> None:
         """Refuse missing, short or placeholder secrets."""
-        for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+        required = ["SECRET_KEY"] + ([] if self.JWT_SIGNING_KEYS else ["JWT_SECRET_KEY"])
+        for name in required:
             value: str = getattr(self, name)
             if not value:
                 raise ConfigError(f"{name} is required in production")

@@ -6,13 +6,15 @@ from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, load_config
 from project import cli, models
-from project.api import errors, health, middleware, v1
+from project.api import errors, health, middleware, v1, wellknown
 from project.api.auth import register_jwt_callbacks
+from project.core.keys import KeySet
 from project.core.logging import configure_logging as configure_log_output
-from project.extensions import api, cors, db, jwt, migrate
+from project.extensions import api, cors, db, jwt, limiter, migrate, redis_client
 
 __all__ = ["create_app", "models"]
 
@@ -26,6 +28,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.from_object(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     configure_logging(app)
+    trust_proxies(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -39,6 +42,13 @@ def configure_logging(app: Flask) -> None:
     configure_log_output(level=app.config["LOG_LEVEL"], fmt=app.config["LOG_FORMAT"])
 
 
+def trust_proxies(app: Flask) -> None:
+    """Read the client address from X-Forwarded-For only through TRUSTED_PROXIES hops."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+
+
 def register_extensions(app: Flask) -> None:
     """Bind every extension to ``app``."""
     db.init_app(app)
@@ -48,12 +58,24 @@ def register_extensions(app: Flask) -> None:
                 Path(db.engine.url.database).parent.mkdir(parents=True, exist_ok=True)
             event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    redis_client.init_app(app)
     jwt.init_app(app)
+    if app.config["JWT_SIGNING_KEYS"]:
+        app.extensions["warden.keys"] = KeySet(app.config["JWT_SIGNING_KEYS"])
     register_jwt_callbacks(jwt)
+    limiter.init_app(app)
     cors.init_app(
         app,
         resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
-        expose_headers=["X-Request-ID", "Retry-After"],
+        supports_credentials=True,
+        allow_headers=["Authorization", "Content-Type", "X-CSRF-TOKEN", "X-Request-ID"],
+        expose_headers=[
+            "X-Request-ID",
+            "Retry-After",
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+        ],
     )
     api.init_app(app)
     api.spec.components.security_scheme(
@@ -69,9 +91,13 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Mount the health probes and API v1."""
+    """Mount the health probes, the discovery documents and API v1."""
     api.register_blueprint(health.blp)
+    api.register_blueprint(wellknown.blp)
     api.register_blueprint(v1.blp)
+    # Probes and discovery documents are polled by machines; never rate limit them.
+    for blueprint in (health.blp, wellknown.blp):
+        limiter.exempt(blueprint)
 
 
 def register_error_handlers(app: Flask) -> None:

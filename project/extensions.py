@@ -1,13 +1,17 @@
 """Extension objects, created unbound; ``create_app`` binds them to an app."""
 
+from flask import current_app
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from project.api.openapi import Api
+from project.core.redis_client import RedisClient
 
 # Deterministic constraint names, so migrations can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -30,3 +34,9 @@ migrate = Migrate()
 jwt = JWTManager()
 cors = CORS()
 api = Api()
+redis_client = RedisClient()
+# Limits are callables reading the app's config, so each app applies its own values.
+limiter = Limiter(
+    key_func=get_remote_address,
+    default_limits=[lambda: str(current_app.config["RATELIMIT_DEFAULT"])],
+)

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from config import TestingConfig, database_url
 from project import create_app
-from project.extensions import db
+from project.extensions import db, limiter, redis_client
 from project.models import Role, User
 from project.services import auth as auth_service
 
@@ -86,6 +86,16 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
             for name in reversed(tables):
                 db.session.execute(text(f"DELETE FROM {name}"))
         db.session.commit()
+        reset_shared_state(application)
+
+
+def reset_shared_state(application: Flask) -> None:
+    """Forget rate-limit counters, login throttles and session markers."""
+    with application.app_context():
+        limiter.reset()
+        application.extensions.pop("warden.login_attempts", None)
+        if redis_client.client is not None:
+            redis_client.client.flushdb()
 
 
 @pytest.fixture

@@ -63,8 +63,17 @@ def test_password_change_ends_every_other_session(
         401,
         "token_revoked",
     )
+    # Every access token issued before is void; this session's refresh token still works.
+    assert_problem(
+        client.get("/api/v1/users/me", headers=bearer(current["access_token"])),
+        401,
+        "token_revoked",
+    )
+    renewed = client.post("/api/v1/auth/refresh", headers=bearer(current["refresh_token"]))
+    assert renewed.status_code == 200
     assert (
-        client.get("/api/v1/users/me", headers=bearer(current["access_token"])).status_code == 200
+        client.get("/api/v1/users/me", headers=bearer(renewed.json["access_token"])).status_code
+        == 200
     )
     assert_problem(
         client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD}),
@@ -215,7 +224,11 @@ def test_admin_gets_updates_and_deletes_a_user(
     promoted = client.patch(path, json={"role": "admin", "full_name": "Ada"}, headers=admin_headers)
     assert promoted.status_code == 200
     assert promoted.json["role"] == "admin" and promoted.json["full_name"] == "Ada"
-    # The role is read from the database on each request, so it applies at once.
+    # Tokens issued under the old role are void at once; a refresh picks up the new role.
+    assert_problem(
+        client.get("/api/v1/users/me", headers=bearer(tokens["access_token"])), 401, "token_revoked"
+    )
+    tokens = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])).json
     assert client.get("/api/v1/users", headers=bearer(tokens["access_token"])).status_code == 200
 
     deactivated = client.patch(path, json={"is_active": False}, headers=admin_headers)

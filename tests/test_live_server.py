@@ -103,11 +103,14 @@ def live_server(empty_database_url: str, tmp_path: Path) -> Iterator[tuple[str, 
 def test_a_new_user_journey_over_http(live_server: tuple[str, Path]) -> None:
     base, log = live_server
     status, user = call(
-        base, "POST", "/api/v1/auth/register", {"email": "live@example.com", "password": PASSWORD}
+        base,
+        "POST",
+        "/api/v1/auth/register",
+        {"email": "journey@example.com", "password": PASSWORD},
     )
-    assert status == 201 and user["email"] == "live@example.com"
+    assert status == 201 and user["email"] == "journey@example.com"
     status, tokens = call(
-        base, "POST", "/api/v1/auth/login", {"email": "live@example.com", "password": PASSWORD}
+        base, "POST", "/api/v1/auth/login", {"email": "journey@example.com", "password": PASSWORD}
     )
     assert status == 200
     status, me = call(base, "GET", "/api/v1/users/me", token=tokens["access_token"])

@@ -54,6 +54,7 @@ def test_expired_access_token(
             user_id=user.id,
             session_id=uuid.UUID(sid),
             refresh_jti="x",
+            token_version=0,
             access_ttl=-60,
             refresh_ttl=-60,
         )
@@ -111,6 +112,7 @@ def test_a_token_for_another_users_session_is_refused(
             user_id=bob.id,
             session_id=uuid.UUID(alice_sid),
             refresh_jti="x",
+            token_version=0,
             access_ttl=60,
             refresh_ttl=60,
         )

@@ -9,11 +9,23 @@ from functools import wraps
 from http import HTTPStatus
 from typing import Any, TypeVar, cast
 
-from flask import Response, g, request
-from flask_jwt_extended import JWTManager, current_user, get_jwt, verify_jwt_in_request
+from flask import Response, after_this_request, current_app, g, request
+from flask_jwt_extended import (
+    JWTManager,
+    current_user,
+    get_csrf_token,
+    get_jwt,
+    get_jwt_request_location,
+    set_access_cookies,
+    set_refresh_cookies,
+    unset_jwt_cookies,
+    verify_jwt_in_request,
+)
 
 from project.api.errors import problem_response
 from project.core import errors
+from project.core.keys import KeySet
+from project.core.tokens import TokenPair
 from project.models import User
 from project.services import auth as auth_service
 from project.services.client import ClientInfo
@@ -22,8 +34,33 @@ F = TypeVar("F", bound=Callable[..., Any])
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
+def key_set() -> KeySet | None:
+    """The app's asymmetric key set, or None when tokens are HS256."""
+    keys: KeySet | None = current_app.extensions.get("warden.keys")
+    return keys
+
+
 def register_jwt_callbacks(jwt: JWTManager) -> None:
     """Make flask-jwt-extended check sessions and answer in the problem shape."""
+
+    @jwt.encode_key_loader
+    def encode_key(_identity: object) -> Any:
+        keys = key_set()
+        return keys.signing_key() if keys else current_app.config["JWT_SECRET_KEY"]
+
+    @jwt.decode_key_loader
+    def decode_key(header: dict[str, Any], _payload: dict[str, Any]) -> Any:
+        keys = key_set()
+        return (
+            keys.verification_key(header.get("kid"))
+            if keys
+            else current_app.config["JWT_SECRET_KEY"]
+        )
+
+    @jwt.additional_headers_loader
+    def headers(_identity: object) -> dict[str, str]:
+        keys = key_set()
+        return {"kid": keys.current_kid} if keys else {}
 
     @jwt.expired_token_loader
     def expired(_header: dict[str, Any], _payload: dict[str, Any]) -> Response:
@@ -46,7 +83,9 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
     def is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
         try:
             user = auth_service.authenticate(
-                user_id=uuid.UUID(payload["sub"]), session_id=uuid.UUID(payload["sid"])
+                user_id=uuid.UUID(payload["sub"]),
+                session_id=uuid.UUID(payload["sid"]),
+                token_version=int(payload["ver"]) if payload.get("type") == "access" else None,
             )
         except (errors.TokenRevoked, KeyError, ValueError, TypeError):
             return True
@@ -115,6 +154,40 @@ def current_session_id() -> uuid.UUID:
 def current_token_id() -> str:
     """Return the ``jti`` of the verified token."""
     return str(get_jwt()["jti"])
+
+
+def came_in_cookie() -> bool:
+    """Whether the verified token was read from a cookie (browser mode)."""
+    return bool(get_jwt_request_location() == "cookies")
+
+
+def deliver_tokens(pair: TokenPair, *, cookie: bool) -> dict[str, Any] | TokenPair:
+    """Return the body for a token response; in cookie mode set HttpOnly cookies instead."""
+    if not cookie:
+        return pair
+
+    @after_this_request
+    def set_cookies(response: Response) -> Response:
+        refresh_ttl = int(current_app.config["REFRESH_TOKEN_TTL"])
+        set_access_cookies(response, pair.access_token, max_age=pair.expires_in)
+        set_refresh_cookies(response, pair.refresh_token, max_age=refresh_ttl)
+        return response
+
+    return {
+        "token_type": "Cookie",
+        "expires_in": pair.expires_in,
+        "csrf_token": get_csrf_token(pair.access_token),
+        "refresh_csrf_token": get_csrf_token(pair.refresh_token),
+    }
+
+
+def clear_cookies() -> None:
+    """Remove the token cookies from the browser with this response."""
+
+    @after_this_request
+    def unset(response: Response) -> Response:
+        unset_jwt_cookies(response)
+        return response
 
 
 def client_info() -> ClientInfo:

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
+from flask_jwt_extended.exceptions import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -52,7 +53,7 @@ def problem_response(error: errors.AppError, headers: dict[str, str] | None = No
 
 def handle_app_error(error: errors.AppError) -> Response:
     """Render a domain error."""
-    return problem_response(error)
+    return problem_response(error, error.headers)
 
 
 def handle_http_exception(error: HTTPException) -> Response:
@@ -68,6 +69,11 @@ def handle_http_exception(error: HTTPException) -> Response:
         if name.lower() not in ("content-type", "content-length")
     }
     return problem_response(error_class(detail), headers)
+
+
+def handle_csrf_error(error: CSRFError) -> Response:
+    """A cookie-authenticated request without the matching CSRF header."""
+    return problem_response(errors.CsrfFailed(str(error)))
 
 
 def handle_database_unavailable(error: OperationalError) -> Response:
@@ -86,5 +92,6 @@ def register_error_handlers(app: Flask) -> None:
     """Register the handlers; called after flask-smorest so these replace its own."""
     app.register_error_handler(errors.AppError, handle_app_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

@@ -7,12 +7,13 @@ import re
 import time
 import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from project.core.logging import request_id_var, user_id_var
 
 logger = logging.getLogger("warden.request")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+DOCS_PATHS = ("/api/v1/openapi.json", "/api/v1/docs", "/api/v1/redoc")
 
 
 def start_request() -> None:
@@ -28,6 +29,11 @@ def finish_request(response: Response) -> Response:
     """Echo the request id and write one access log line."""
     response.headers["X-Request-ID"] = g.get("request_id", "")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.path.startswith("/api/v1/") and not request.path.startswith(DOCS_PATHS):
+        # Bodies carry tokens and personal data: no browser or proxy may keep a copy.
+        response.headers["Cache-Control"] = "no-store"
+    if current_app.config["HSTS"]:
+        response.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
     user_id = g.get("user_id")
     if user_id:
         user_id_var.set(user_id)

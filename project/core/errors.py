@@ -14,9 +14,12 @@ class AppError(Exception):
     description: ClassVar[str] = "An unexpected error; nothing internal is revealed."
     registry: ClassVar[dict[str, type[AppError]]] = {}
 
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
+        self.headers = headers or {}
         self.extra = extra
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -68,6 +71,12 @@ AccountDisabled = error(
     "account_disabled", 403, "Account disabled", "The account was deactivated by an admin."
 )
 Forbidden = error("forbidden", 403, "Forbidden", "The caller may not do this.")
+CsrfFailed = error(
+    "csrf_failed",
+    403,
+    "CSRF check failed",
+    "A cookie-authenticated unsafe request lacks a matching X-CSRF-TOKEN header.",
+)
 NotFound = error("not_found", 404, "Not found", "No such resource.")
 MethodNotAllowed = error(
     "method_not_allowed", 405, "Method not allowed", "The resource does not support this method."
@@ -95,7 +104,25 @@ ValidationFailed = error(
     "Validation error",
     "The input is invalid; `errors` lists the messages per field.",
 )
-RateLimited = error("rate_limited", 429, "Too many requests", "A rate limit was exceeded.")
+WeakPassword = error(
+    "weak_password",
+    422,
+    "Weak password",
+    "The password is too short or long, among the 100,000 most common breached passwords, "
+    "or contains the email's name; `errors` says which.",
+)
+RateLimited = error(
+    "rate_limited",
+    429,
+    "Too many requests",
+    "A rate limit was exceeded; `Retry-After` says when to try again.",
+)
+LoginThrottled = error(
+    "login_throttled",
+    429,
+    "Login throttled",
+    "Too many failed logins for this account; `Retry-After` says when to try again.",
+)
 NotReady = error(
     "not_ready", 503, "Service not ready", "A dependency check failed; `checks` says which."
 )

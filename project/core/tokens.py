@@ -29,6 +29,7 @@ def issue_token_pair(
     user_id: uuid.UUID,
     session_id: uuid.UUID,
     refresh_jti: str,
+    token_version: int,
     access_ttl: int,
     refresh_ttl: int,
 ) -> TokenPair:
@@ -37,7 +38,7 @@ def issue_token_pair(
     access = create_access_token(
         identity=str(user_id),
         expires_delta=timedelta(seconds=access_ttl),
-        additional_claims={"sid": sid},
+        additional_claims={"sid": sid, "ver": token_version},
     )
     refresh = create_refresh_token(
         identity=str(user_id),

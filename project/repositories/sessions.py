@@ -23,6 +23,23 @@ class SessionRepository(BaseRepository[Session]):
         ).one_or_none()
         return None if row is None else (row[0], row[1])
 
+    def active_for_user(self, user_id: uuid.UUID, *, now: datetime) -> list[Session]:
+        """Return a user's live sessions, newest first."""
+        query = (
+            select(Session)
+            .where(
+                Session.user_id == user_id,
+                Session.revoked_at.is_(None),
+                Session.expires_at > now,
+            )
+            .order_by(Session.created_at.desc(), Session.id)
+        )
+        return list(self.session.scalars(query))
+
+    def ids_for_user(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        """Return the ids of every session of a user, live or not."""
+        return list(self.session.scalars(select(Session.id).where(Session.user_id == user_id)))
+
     def rotate(
         self,
         *,
@@ -49,6 +66,8 @@ class SessionRepository(BaseRepository[Session]):
             )
             .values(
                 refresh_jti=new_jti,
+                previous_jti=presented_jti,
+                rotated_at=now,
                 last_used_at=now,
                 expires_at=expires_at,
                 ip=ip,
@@ -58,22 +77,29 @@ class SessionRepository(BaseRepository[Session]):
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def revoke(self, session_id: uuid.UUID, *, now: datetime) -> None:
-        """Mark one session revoked."""
-        self.session.execute(
+    def revoke(self, session_ids: list[uuid.UUID], *, now: datetime) -> list[uuid.UUID]:
+        """Mark live sessions revoked; return the ids that were live."""
+        if not session_ids:
+            return []
+        result = self.session.execute(
             update(Session)
-            .where(Session.id == session_id, Session.revoked_at.is_(None))
+            .where(Session.id.in_(session_ids), Session.revoked_at.is_(None))
             .values(revoked_at=now)
+            .returning(Session.id)
             .execution_options(synchronize_session=False)
         )
+        return list(result.scalars())
 
     def revoke_all_for_user(
         self, user_id: uuid.UUID, *, now: datetime, keep: uuid.UUID | None = None
-    ) -> None:
-        """Revoke every live session of a user, except ``keep``."""
+    ) -> list[uuid.UUID]:
+        """Revoke every live session of a user, except ``keep``; return the revoked ids."""
         query = update(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None))
         if keep is not None:
             query = query.where(Session.id != keep)
-        self.session.execute(
-            query.values(revoked_at=now).execution_options(synchronize_session=False)
+        result = self.session.execute(
+            query.values(revoked_at=now)
+            .returning(Session.id)
+            .execution_options(synchronize_session=False)
         )
+        return list(result.scalars())

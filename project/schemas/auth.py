@@ -1,9 +1,19 @@
-"""Schemas for registration, login and tokens."""
+"""Schemas for registration, login, tokens and sessions."""
+
+import enum
 
 from marshmallow import Schema, fields, validate
 
 from project.schemas.fields import TrimmedEmail, TrimmedString
 from project.schemas.users import PASSWORD
+from project.services.sessions import LogoutScope
+
+
+class TokenDelivery(enum.StrEnum):
+    """Where login puts the tokens: the JSON body (Bearer) or HttpOnly cookies."""
+
+    BEARER = "bearer"
+    COOKIE = "cookie"
 
 
 class RegisterSchema(Schema):
@@ -21,12 +31,51 @@ class LoginSchema(Schema):
     password = fields.String(required=True, load_only=True, validate=validate.Length(max=128))
 
 
-class TokenPairSchema(Schema):
-    """Tokens issued by login and refresh."""
+class LoginQuerySchema(Schema):
+    """How the tokens are delivered."""
 
-    access_token = fields.String(required=True)
-    refresh_token = fields.String(required=True)
+    mode = fields.Enum(
+        TokenDelivery,
+        by_value=True,
+        load_default=TokenDelivery.BEARER,
+        metadata={"description": "`cookie` sets HttpOnly cookies for browser frontends"},
+    )
+
+
+class TokenPairSchema(Schema):
+    """Tokens issued by login and refresh (in cookie mode, CSRF tokens instead)."""
+
+    access_token = fields.String(metadata={"description": "Bearer mode only"})
+    refresh_token = fields.String(metadata={"description": "Bearer mode only"})
     token_type = fields.String(required=True, metadata={"example": "Bearer"})
     expires_in = fields.Integer(
         required=True, metadata={"description": "Access token lifetime in seconds"}
     )
+    csrf_token = fields.String(
+        metadata={"description": "Cookie mode: send as X-CSRF-TOKEN on unsafe requests"}
+    )
+    refresh_csrf_token = fields.String(
+        metadata={"description": "Cookie mode: send as X-CSRF-TOKEN when refreshing"}
+    )
+
+
+class LogoutQuerySchema(Schema):
+    """Which sessions to end."""
+
+    scope = fields.Enum(
+        LogoutScope,
+        by_value=True,
+        load_default=LogoutScope.LOCAL,
+        metadata={"description": "`local`: this session; `others`; `global`: all"},
+    )
+
+
+class SessionSchema(Schema):
+    """A live login session."""
+
+    id = fields.UUID()
+    created_at = fields.DateTime(format="iso")
+    last_used_at = fields.DateTime(format="iso")
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    current = fields.Boolean(metadata={"description": "The session making this request"})

@@ -1,4 +1,4 @@
-"""Registration, login, token refresh and logout."""
+"""Registration, login, token refresh, and the check behind every authenticated request."""
 
 from __future__ import annotations
 
@@ -10,16 +10,29 @@ from sqlalchemy.exc import IntegrityError
 
 from project.core import errors, security
 from project.core.emails import normalize_email
+from project.core.passwords import password_problems
 from project.core.tokens import TokenPair, issue_token_pair, new_token_id
 from project.extensions import db
 from project.models import Session, User
 from project.models.types import utcnow
 from project.repositories import SessionRepository, UserRepository
+from project.repositories.session_state import SessionStateCache
 from project.services.client import ClientInfo
+from project.services.sessions import publish_revocations
+from project.services.throttle import LoginGuard
 
 
 def _rounds() -> int:
     return int(current_app.config["BCRYPT_ROUNDS"])
+
+
+def check_password_policy(password: str, *, email: str, field: str = "password") -> None:
+    """Raise WeakPassword (naming ``field``) unless the password meets the policy."""
+    problems = password_problems(
+        password, email=email, check_breached=current_app.config["PASSWORD_CHECK_BREACHED"]
+    )
+    if problems:
+        raise errors.WeakPassword("The password is too weak.", errors={field: problems})
 
 
 def create_user(*, email: str, password: str, full_name: str | None, **fields: object) -> User:
@@ -28,6 +41,7 @@ def create_user(*, email: str, password: str, full_name: str | None, **fields: o
     normalized = normalize_email(email)
     if users.get_by_email(normalized) is not None:
         raise errors.EmailTaken("An account with this email already exists.")
+    check_password_policy(password, email=normalized)
     user = User(
         email=email.strip(),
         email_normalized=normalized,
@@ -52,13 +66,22 @@ def register(*, email: str, password: str, full_name: str | None = None) -> User
 
 def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
     """Check credentials and open a session; return its first token pair."""
-    users = UserRepository()
-    user = users.get_by_email(normalize_email(email))
+    normalized = normalize_email(email)
+    guard = LoginGuard.for_attempt(email_normalized=normalized, ip=client.ip)
+    retry_after = guard.retry_after()
+    if retry_after:
+        raise errors.LoginThrottled(
+            "Too many failed logins; try again later.",
+            headers={"Retry-After": str(retry_after)},
+            retry_after=retry_after,
+        )
+    user = UserRepository().get_by_email(normalized)
     if user is None:
         security.burn_verify(password, rounds=_rounds())
+    if user is None or not security.verify_password(password, user.password_hash):
+        guard.record_failure()
         raise errors.InvalidCredentials("The email or password is incorrect.")
-    if not security.verify_password(password, user.password_hash):
-        raise errors.InvalidCredentials("The email or password is incorrect.")
+    guard.record_success()
     if not user.is_active:
         raise errors.AccountDisabled("This account has been deactivated.")
     if security.needs_rehash(user.password_hash, rounds=_rounds()):
@@ -70,26 +93,26 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
 
 def _open_session(user: User, client: ClientInfo) -> TokenPair:
     now = utcnow()
-    refresh_ttl = int(current_app.config["REFRESH_TOKEN_TTL"])
     session = SessionRepository().add(
         Session(
             user_id=user.id,
             refresh_jti=new_token_id(),
             created_at=now,
             last_used_at=now,
-            expires_at=now + timedelta(seconds=refresh_ttl),
+            expires_at=now + timedelta(seconds=int(current_app.config["REFRESH_TOKEN_TTL"])),
             ip=client.ip,
             user_agent=client.user_agent,
         )
     )
-    return _issue(user.id, session.id, session.refresh_jti)
+    return _issue(user, session.id, session.refresh_jti)
 
 
-def _issue(user_id: uuid.UUID, session_id: uuid.UUID, refresh_jti: str) -> TokenPair:
+def _issue(user: User, session_id: uuid.UUID, refresh_jti: str) -> TokenPair:
     return issue_token_pair(
-        user_id=user_id,
+        user_id=user.id,
         session_id=session_id,
         refresh_jti=refresh_jti,
+        token_version=user.token_version,
         access_ttl=int(current_app.config["ACCESS_TOKEN_TTL"]),
         refresh_ttl=int(current_app.config["REFRESH_TOKEN_TTL"]),
     )
@@ -98,46 +121,66 @@ def _issue(user_id: uuid.UUID, session_id: uuid.UUID, refresh_jti: str) -> Token
 def refresh(*, session_id: uuid.UUID, jti: str, client: ClientInfo) -> TokenPair:
     """Rotate a session's refresh token; a rotated token presented again ends the session."""
     sessions = SessionRepository()
-    found = sessions.get_with_user(session_id)
     now = utcnow()
-    if found is None:
-        raise errors.TokenRevoked("This session has ended.")
-    session, user = found
-    if not session.is_active_at(now) or not user.is_active:
-        raise errors.TokenRevoked("This session has ended.")
     new_jti = new_token_id()
-    expires_at = now + timedelta(seconds=int(current_app.config["REFRESH_TOKEN_TTL"]))
     rotated = sessions.rotate(
         session_id=session_id,
         presented_jti=jti,
         new_jti=new_jti,
         now=now,
-        expires_at=expires_at,
+        expires_at=now + timedelta(seconds=int(current_app.config["REFRESH_TOKEN_TTL"])),
         ip=client.ip,
         user_agent=client.user_agent,
     )
-    if not rotated:
-        # Only this server signs tokens for this session, so a valid signature with a stale
-        # jti means an old token was replayed: assume theft and end the whole family.
-        sessions.revoke(session_id, now=now)
-        db.session.commit()
-        raise errors.RefreshTokenReused("This refresh token was already used; session ended.")
-    db.session.commit()
-    return _issue(user.id, session_id, new_jti)
-
-
-def logout(*, session_id: uuid.UUID) -> None:
-    """End one session; its refresh and access tokens stop working."""
-    SessionRepository().revoke(session_id, now=utcnow())
-    db.session.commit()
-
-
-def authenticate(*, user_id: uuid.UUID, session_id: uuid.UUID) -> User:
-    """Return the active user behind an access token, or raise TokenRevoked."""
-    found = SessionRepository().get_with_user(session_id)
-    if found is None:
+    found = sessions.get_with_user(session_id)
+    if found is None or not found[1].is_active:
         raise errors.TokenRevoked("This session has ended.")
     session, user = found
-    if user.id != user_id or not user.is_active or not session.is_active_at(utcnow()):
+    if rotated:
+        db.session.commit()
+        return _issue(user, session_id, new_jti)
+    if not session.is_active_at(now):
         raise errors.TokenRevoked("This session has ended.")
+    if _within_reuse_interval(session, jti):
+        # A client refreshing twice at once: hand out the current generation again.
+        return _issue(user, session_id, session.refresh_jti)
+    # Only this server signs tokens for this session, so a valid signature with a stale jti
+    # means an old token was replayed: assume theft and end the whole family.
+    revoked = sessions.revoke([session_id], now=now)
+    db.session.commit()
+    publish_revocations(revoked)
+    raise errors.RefreshTokenReused("This refresh token was already used; the session ended.")
+
+
+def _within_reuse_interval(session: Session, jti: str) -> bool:
+    interval = int(current_app.config["REFRESH_REUSE_INTERVAL"])
+    if interval <= 0 or session.previous_jti != jti or session.rotated_at is None:
+        return False
+    return utcnow() - session.rotated_at <= timedelta(seconds=interval)
+
+
+def authenticate(*, user_id: uuid.UUID, session_id: uuid.UUID, token_version: int | None) -> User:
+    """Return the active user behind a token, or raise TokenRevoked.
+
+    Redis answers "is this session revoked?" for every instance; without Redis, or when it
+    does not know, the database does. ``token_version`` None skips the version check
+    (refresh tokens carry none).
+    """
+    cache = SessionStateCache()
+    state = cache.lookup(session_id)
+    if state is False:
+        raise errors.TokenRevoked("This session has ended.")
+    user: User | None
+    if state is True:
+        user = UserRepository().get(user_id)
+    else:
+        found = SessionRepository().get_with_user(session_id)
+        if found is None or not found[0].is_active_at(utcnow()) or found[1].id != user_id:
+            raise errors.TokenRevoked("This session has ended.")
+        user = found[1]
+        cache.remember_active(session_id)
+    if user is None or not user.is_active:
+        raise errors.TokenRevoked("This session has ended.")
+    if token_version is not None and token_version != user.token_version:
+        raise errors.TokenRevoked("Tokens issued before the last security change are void.")
     return user

@@ -12,9 +12,9 @@ from flask import current_app
 from project.core import errors, security
 from project.extensions import db
 from project.models import Role, User
-from project.models.types import utcnow
 from project.repositories import SessionRepository, UserFilters, UserRepository
-from project.services.auth import create_user
+from project.services.auth import check_password_policy, create_user
+from project.services.sessions import end_sessions, publish_revocations
 
 PageKey = tuple[datetime, uuid.UUID]
 
@@ -44,20 +44,32 @@ def _check_password(user: User, password: str) -> None:
 def change_password(
     *, user: User, current_password: str, new_password: str, session_id: uuid.UUID
 ) -> None:
-    """Set a new password and end every other session of the user."""
+    """Set a new password, end every other session, and void every access token issued.
+
+    The caller's own session survives: its refresh token still works.
+    """
     _check_password(user, current_password)
+    check_password_policy(new_password, email=user.email_normalized, field="new_password")
     rounds = int(current_app.config["BCRYPT_ROUNDS"])
     user.password_hash = security.hash_password(new_password, rounds=rounds)
-    SessionRepository().revoke_all_for_user(user.id, now=utcnow(), keep=session_id)
+    user.token_version += 1
+    revoked = end_sessions(user.id, keep=session_id)
     db.session.commit()
+    publish_revocations(revoked)
+
+
+def _delete(user: User) -> None:
+    session_ids = SessionRepository().ids_for_user(user.id)
+    UserRepository().delete(user)
+    db.session.commit()
+    publish_revocations(session_ids)
 
 
 def delete_account(*, user: User, password: str) -> None:
     """Delete the caller's account and its sessions, after checking the password."""
     _check_password(user, password)
     _ensure_not_last_admin(user, leaving=True)
-    UserRepository().delete(user)
-    db.session.commit()
+    _delete(user)
 
 
 def list_users(*, filters: UserFilters, limit: int, after: PageKey | None) -> UserPage:
@@ -96,12 +108,19 @@ def admin_update(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
         "is_active", user.is_active
     )
     _ensure_not_last_admin(user, leaving=leaves_admins)
+    role_changed = "role" in changes and changes["role"] is not user.role
+    deactivated = changes.get("is_active") is False and user.is_active
     for field in ("full_name", "role", "is_active"):
         if field in changes:
             setattr(user, field, changes[field])
-    if not user.is_active:
-        SessionRepository().revoke_all_for_user(user.id, now=utcnow())
+    revoked: list[uuid.UUID] = []
+    if role_changed or deactivated:
+        # Access tokens issued under the old role or while active must stop working now.
+        user.token_version += 1
+    if deactivated:
+        revoked = end_sessions(user.id)
     db.session.commit()
+    publish_revocations(revoked)
     return user
 
 
@@ -109,5 +128,4 @@ def admin_delete(*, user_id: uuid.UUID) -> None:
     """Delete a user and its sessions."""
     user = get_user(user_id)
     _ensure_not_last_admin(user, leaving=True)
-    UserRepository().delete(user)
-    db.session.commit()
+    _delete(user)

@@ -9,6 +9,7 @@ from flask_jwt_extended import current_user
 
 from project.api.arguments import Blueprint
 from project.api.auth import admin_required, auth_required, current_session_id
+from project.api.ratelimits import password_limit
 from project.models import User
 from project.repositories import UserFilters
 from project.schemas.users import (
@@ -56,9 +57,10 @@ def delete_me(data: dict[str, Any]) -> None:
 @blp.route("/me/password", methods=["POST"])
 @blp.arguments(PasswordChangeSchema)
 @blp.response(204)
+@password_limit
 @auth_required
 def change_password(data: dict[str, Any]) -> None:
-    """Change the caller's password; every other session ends."""
+    """Change the caller's password; other sessions end and access tokens must be refreshed."""
     users.change_password(
         user=current_user,
         current_password=data["current_password"],

@@ -1,0 +1,26 @@
+"""Well-known discovery documents: the public signing keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields
+
+from project.api.arguments import Blueprint
+from project.api.auth import key_set
+
+blp = Blueprint("wellknown", __name__, url_prefix="/.well-known", description="Discovery")
+
+
+class JwksSchema(Schema):
+    """A JSON Web Key Set (RFC 7517)."""
+
+    keys = fields.List(fields.Dict())
+
+
+@blp.route("/jwks.json", methods=["GET"])
+@blp.response(200, JwksSchema)
+def jwks() -> dict[str, Any]:
+    """Public keys that verify Warden's tokens (empty when tokens are HS256)."""
+    keys = key_set()
+    return keys.public_jwks() if keys else {"keys": []}

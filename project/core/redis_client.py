@@ -1,0 +1,34 @@
+"""A Flask extension holding one redis-py client per app, or None without REDIS_URL."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from redis import Redis
+
+# Redis answers in well under a millisecond; anything slower is treated as an outage so a
+# sick Redis cannot stall requests.
+SOCKET_TIMEOUT = 0.5
+
+
+class RedisClient:
+    """Binds a Redis client to each app from its REDIS_URL."""
+
+    def init_app(self, app: Flask) -> None:
+        """Create the client for ``app`` (None when REDIS_URL is unset)."""
+        url = app.config.get("REDIS_URL")
+        client = None
+        if url:
+            client = Redis.from_url(
+                url,
+                socket_timeout=SOCKET_TIMEOUT,
+                socket_connect_timeout=SOCKET_TIMEOUT,
+                health_check_interval=30,
+                decode_responses=True,
+            )
+        app.extensions["redis"] = client
+
+    @property
+    def client(self) -> Redis | None:
+        """The current app's client, or None."""
+        client: Redis | None = current_app.extensions.get("redis")
+        return client
