@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import load_dotenv
-from jwt import PyJWK, PyJWKError
+from jwt import PyJWK, PyJWTError
 
 BASE_DIR = Path(__file__).resolve().parent
 MIN_SECRET_BYTES = 32
 ENVIRONMENTS = ("development", "testing", "production")
 ASYMMETRIC_ALGORITHMS = ("RS256", "EdDSA")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(RuntimeError):
@@ -78,7 +79,7 @@ def signing_keys(env: Mapping[str, str]) -> list[dict[str, Any]]:
                 raise ValueError("every key needs a kid and an alg of RS256 or EdDSA")
             if not hasattr(parsed.key, "sign"):
                 raise ValueError(f"key {key['kid']} is not a private key")
-    except (ValueError, KeyError, TypeError, PyJWKError) as exc:
+    except (ValueError, KeyError, TypeError, PyJWTError) as exc:
         raise ConfigError(f"JWT_SIGNING_KEYS is not a valid JWK Set: {exc}") from None
     if not keys:
         raise ConfigError("JWT_SIGNING_KEYS holds no key")
@@ -108,7 +109,11 @@ class Config:
             raise ConfigError(f"BCRYPT_ROUNDS must be at most 31, got {self.BCRYPT_ROUNDS}")
         self.CORS_ORIGINS = _list(env.get("CORS_ORIGINS"))
         self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").upper()
-        self.LOG_FORMAT = env.get("LOG_FORMAT") or "json"
+        if self.LOG_LEVEL not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        self.LOG_FORMAT = (env.get("LOG_FORMAT") or "json").lower()
+        if self.LOG_FORMAT not in ("json", "console"):
+            raise ConfigError("LOG_FORMAT must be json or console")
         self.PORT = _int(env, "PORT", 8000)
         self.WEB_CONCURRENCY = _int(env, "WEB_CONCURRENCY", 2, minimum=1)
 
@@ -140,7 +145,9 @@ class Config:
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
         self.RATELIMIT_STRATEGY = "sliding-window-counter"
         self.RATELIMIT_KEY_PREFIX = "warden-rl"
-        self.RATELIMIT_HEADERS_ENABLED = True
+        # Warden writes the rate-limit headers itself (api/middleware.py), so that the
+        # library's Retry-After never overrides the login throttle's own.
+        self.RATELIMIT_HEADERS_ENABLED = False
         # If Redis fails, count in process memory rather than refusing every request.
         self.RATELIMIT_SWALLOW_ERRORS = True
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True

@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import Config, load_config
+from config import Config, ConfigError, load_config
 from project import cli, models
 from project.api import errors, health, middleware, v1, wellknown
 from project.api.auth import register_jwt_callbacks
@@ -23,16 +23,21 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the Flask application."""
-    config = config or load_config()
+    if config is None:
+        try:
+            config = load_config()
+        except ConfigError as exc:
+            # One line, not a traceback, for gunicorn workers and every flask command.
+            raise SystemExit(f"warden: configuration error: {exc}") from None
     app = Flask(__name__, static_folder=None)
     app.config.from_object(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     configure_logging(app)
     trust_proxies(app)
+    register_request_hooks(app)  # first, so even a rate-limited request gets its id
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
-    register_request_hooks(app)
     register_commands(app)
     return app
 

@@ -74,6 +74,10 @@ def test_values_are_read() -> None:
         ({"ACCESS_TOKEN_TTL": "soon"}, "ACCESS_TOKEN_TTL"),
         ({"BCRYPT_ROUNDS": "3"}, "BCRYPT_ROUNDS"),
         ({"BCRYPT_ROUNDS": "32"}, "BCRYPT_ROUNDS"),
+        ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"COOKIE_SAMESITE": "sometimes"}, "COOKIE_SAMESITE"),
+        ({"RATELIMIT_ENABLED": "perhaps"}, "RATELIMIT_ENABLED"),
         ({"APP_ENV": "production", "JWT_SECRET_KEY": STRONG}, "SECRET_KEY"),
         ({"APP_ENV": "production", "SECRET_KEY": STRONG}, "JWT_SECRET_KEY"),
         ({"APP_ENV": "production", "SECRET_KEY": "short", "JWT_SECRET_KEY": STRONG}, "SECRET_KEY"),
@@ -114,3 +118,20 @@ def test_gunicorn_refuses_to_start_with_one_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["warden: configuration error: JWT_SECRET_KEY is required in production"]
+
+
+def test_flask_commands_refuse_bad_config_in_one_line() -> None:
+    env = {key: value for key, value in os.environ.items() if not key.endswith("SECRET_KEY")}
+    env.update(APP_ENV="production", SECRET_KEY=STRONG)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "flask"), "db", "current"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "warden: configuration error: JWT_SECRET_KEY is required in production" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -6,7 +6,7 @@ import json
 import logging
 
 import pytest
-from flask import Flask
+from flask import Flask, abort
 from flask.testing import FlaskClient
 
 from project import create_app
@@ -91,3 +91,30 @@ def test_request_id_is_echoed_when_well_formed(
 
 def test_security_headers(client: FlaskClient) -> None:
     assert client.get("/health/live").headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_authentication_is_checked_before_the_body(client: FlaskClient) -> None:
+    response = client.patch("/api/v1/users/me", json={"role": "admin", "junk": True})
+    assert_problem(response, 401, "authorization_required")
+
+
+@pytest.mark.parametrize("status", [406, 410, 428])
+def test_other_http_errors_keep_their_status(status: int) -> None:
+    app: Flask = create_app(make_config())
+
+    @app.get("/teapot")
+    def teapot() -> str:
+        abort(status)
+
+    body = assert_problem(app.test_client().get("/teapot"), status, "http_error")
+    assert body["status"] == status
+
+
+def test_a_werkzeug_503_stays_503() -> None:
+    app: Flask = create_app(make_config())
+
+    @app.get("/maintenance")
+    def maintenance() -> str:
+        abort(503)
+
+    assert_problem(app.test_client().get("/maintenance"), 503, "service_unavailable")

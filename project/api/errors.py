@@ -32,19 +32,22 @@ HTTP_ERRORS: dict[int, type[errors.AppError]] = {
 }
 
 
-def problem_response(error: errors.AppError, headers: dict[str, str] | None = None) -> Response:
-    """Render ``error`` as a problem+json response."""
+def problem_response(
+    error: errors.AppError, headers: dict[str, str] | None = None, *, status: int | None = None
+) -> Response:
+    """Render ``error`` as a problem+json response (``status`` overrides the class's)."""
+    status = status or error.status
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_PREFIX + error.code,
         "title": error.title,
-        "status": error.status,
+        "status": status,
         "detail": error.detail,
         "code": error.code,
         "request_id": g.get("request_id"),
         **error.extra,
     }
     response = jsonify(body)
-    response.status_code = error.status
+    response.status_code = status
     response.mimetype = PROBLEM_MIMETYPE
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -59,15 +62,17 @@ def handle_app_error(error: errors.AppError) -> Response:
 def handle_http_exception(error: HTTPException) -> Response:
     """Render a routing or protocol error from Werkzeug in the problem shape."""
     code = error.code or 500
-    if code >= 500:
+    if code >= 500 and code not in HTTP_ERRORS:
         return handle_unexpected(error)
-    error_class = HTTP_ERRORS.get(code, errors.BadRequest)
-    detail = error.description if error_class is not errors.BadRequest else None
     headers = {
         name: value
         for name, value in error.get_headers()
         if name.lower() not in ("content-type", "content-length")
     }
+    if code not in HTTP_ERRORS:
+        return problem_response(errors.HttpError(error.description), headers, status=code)
+    error_class = HTTP_ERRORS[code]
+    detail = error.description if error_class is not errors.BadRequest else None
     return problem_response(error_class(detail), headers)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 import uuid
@@ -10,6 +11,7 @@ import uuid
 from flask import Flask, Response, current_app, g, request
 
 from project.core.logging import request_id_var, user_id_var
+from project.extensions import limiter
 
 logger = logging.getLogger("warden.request")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -32,6 +34,7 @@ def finish_request(response: Response) -> Response:
     if request.path.startswith("/api/v1/") and not request.path.startswith(DOCS_PATHS):
         # Bodies carry tokens and personal data: no browser or proxy may keep a copy.
         response.headers["Cache-Control"] = "no-store"
+    add_rate_limit_headers(response)
     if current_app.config["HSTS"]:
         response.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
     user_id = g.get("user_id")
@@ -49,6 +52,18 @@ def finish_request(response: Response) -> Response:
         },
     )
     return response
+
+
+def add_rate_limit_headers(response: Response) -> None:
+    """Describe the tightest limit applied to this request; on 429 say when to retry."""
+    current = limiter.current_limit
+    if current is None:
+        return
+    response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
+    response.headers["X-RateLimit-Remaining"] = str(current.remaining)
+    response.headers["X-RateLimit-Reset"] = str(int(current.reset_at))
+    if response.status_code == 429 and "Retry-After" not in response.headers:
+        response.headers["Retry-After"] = str(max(1, math.ceil(current.reset_at - time.time())))
 
 
 def clear_context(_error: BaseException | None) -> None:

@@ -1,1 +1,1 @@
-"""Framework-free building blocks: errors, password hashing, tokens, logging."""
+"""Building blocks below the services: errors, hashing, tokens, keys, logging, Redis."""

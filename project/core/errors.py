@@ -38,12 +38,18 @@ def error(code: str, status: int, title: str, description: str) -> type[AppError
 
 
 BadRequest = error("bad_request", 400, "Bad request", "The request could not be understood.")
+HttpError = error(
+    "http_error",
+    400,
+    "HTTP error",
+    "Another protocol-level error (e.g. 406, 414, 431); `status` carries the real status.",
+)
 InvalidJson = error("invalid_json", 400, "Malformed JSON", "The body is not valid JSON.")
 InvalidCredentials = error(
     "invalid_credentials",
     401,
     "Invalid credentials",
-    "The email or password is wrong, or the account is disabled.",
+    "The email or password is wrong (unknown emails get the same answer).",
 )
 AuthorizationRequired = error(
     "authorization_required",
@@ -55,11 +61,14 @@ InvalidToken = error(
     "invalid_token",
     401,
     "Invalid token",
-    "The token is malformed, badly signed, of the wrong type, or names no active user.",
+    "The token is malformed, badly signed, signed by an unknown key, or of the wrong type.",
 )
 TokenExpired = error("token_expired", 401, "Token expired", "The token's lifetime is over.")
 TokenRevoked = error(
-    "token_revoked", 401, "Token revoked", "The session behind the token has ended."
+    "token_revoked",
+    401,
+    "Token revoked",
+    "The session ended, the user is gone or disabled, or a security change voided the token.",
 )
 RefreshTokenReused = error(
     "refresh_token_reused",

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Uuid, func, literal, select, tuple_
+from sqlalchemy import Uuid, literal, select, tuple_
 
 from project.models import Role, User
 from project.models.types import UTCDateTime
@@ -59,7 +59,15 @@ class UserRepository(BaseRepository[User]):
             )
         return list(self.session.scalars(query))
 
-    def count_active_admins(self) -> int:
-        """Return how many active admins exist."""
-        query = select(func.count()).where(User.role == Role.ADMIN, User.is_active.is_(True))
-        return self.session.scalar(query) or 0
+    def lock_active_admins(self) -> int:
+        """Lock the active admins' rows until commit and return how many there are.
+
+        The lock makes two concurrent demotions of the last two admins run one after the
+        other, so the second sees the first and refuses.
+        """
+        query = (
+            select(User.id)
+            .where(User.role == Role.ADMIN, User.is_active.is_(True))
+            .with_for_update()
+        )
+        return len(self.session.scalars(query).all())

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from project.core import errors
-from project.extensions import db
+from project.repositories.health import DatabaseProbe
 
 logger = logging.getLogger(__name__)
 
 
 def check_database() -> bool:
     """Whether the database answers a trivial query."""
+    probe = DatabaseProbe()
     try:
-        db.session.execute(text("SELECT 1"))
+        probe.ping()
         return True
     except SQLAlchemyError as exc:
         logger.warning("readiness: database check failed: %s", type(exc).__name__)
-        db.session.rollback()
+        probe.reset()
         return False
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from flask import current_app
 
 from project.core import errors, security
+from project.core.emails import normalize_email
 from project.extensions import db
 from project.models import Role, User
 from project.repositories import SessionRepository, UserFilters, UserRepository
@@ -72,8 +73,20 @@ def delete_account(*, user: User, password: str) -> None:
     _delete(user)
 
 
-def list_users(*, filters: UserFilters, limit: int, after: PageKey | None) -> UserPage:
-    """Return one keyset page of users in creation order."""
+def list_users(
+    *,
+    limit: int,
+    after: PageKey | None = None,
+    role: Role | None = None,
+    is_active: bool | None = None,
+    email_prefix: str | None = None,
+) -> UserPage:
+    """Return one keyset page of users in creation order, filtered."""
+    filters = UserFilters(
+        role=role,
+        is_active=is_active,
+        email_prefix=normalize_email(email_prefix) if email_prefix else None,
+    )
     rows = UserRepository().page(filters=filters, limit=limit + 1, after=after)
     items = rows[:limit]
     next_key = (items[-1].created_at, items[-1].id) if len(rows) > limit else None
@@ -97,7 +110,7 @@ def create_admin(*, email: str, password: str) -> User:
 
 def _ensure_not_last_admin(user: User, *, leaving: bool) -> None:
     active_admin = user.is_admin and user.is_active
-    if leaving and active_admin and UserRepository().count_active_admins() <= 1:
+    if leaving and active_admin and UserRepository().lock_active_admins() <= 1:
         raise errors.LastAdmin("At least one active admin must remain.")
 
 

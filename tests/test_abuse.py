@@ -1,0 +1,224 @@
+"""Rate limits, trusted proxies, login backoff and the password policy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from project.core.passwords import common_passwords, password_problems
+from project.services.throttle import backoff
+from tests.conftest import PASSWORD, assert_problem, bearer, make_config, register_and_login
+
+AppFactory = Callable[..., Flask]
+
+
+def _login(client: FlaskClient, email: str, password: str, ip: str | None = None) -> object:
+    headers = {"X-Forwarded-For": ip} if ip else {}
+    return client.post(
+        "/api/v1/auth/login", json={"email": email, "password": password}, headers=headers
+    )
+
+
+def test_login_rate_limit_answers_429_with_headers(app_factory: AppFactory) -> None:
+    client = app_factory(RATELIMIT_LOGIN="3 per minute").test_client()
+    statuses = [
+        client.post(
+            "/api/v1/auth/login", json={"email": f"n{i}@example.com", "password": "whatever1"}
+        )
+        for i in range(4)
+    ]
+    assert [response.status_code for response in statuses] == [401, 401, 401, 429]
+    limited = statuses[-1]
+    body = assert_problem(limited, 429, "rate_limited")
+    assert "3 per 1 minute" in body["detail"]
+    # A sliding window may ask for up to two windows in the worst case.
+    assert 0 < int(limited.headers["Retry-After"]) <= 120
+    assert limited.headers["X-RateLimit-Limit"] == "3"
+    assert limited.headers["X-RateLimit-Remaining"] == "0"
+    assert int(limited.headers["X-RateLimit-Reset"]) > time.time()
+    assert statuses[0].headers["X-RateLimit-Remaining"] == "2"
+
+
+def test_default_limit_covers_every_api_route_but_not_probes(app_factory: AppFactory) -> None:
+    client = app_factory(RATELIMIT_DEFAULT="3 per minute").test_client()
+    for _ in range(3):
+        assert client.get("/api/v1/users/me").status_code == 401
+    assert_problem(client.get("/api/v1/users/me"), 429, "rate_limited")
+    assert all(client.get("/health/live").status_code == 200 for _ in range(5))
+    assert all(client.get("/.well-known/jwks.json").status_code == 200 for _ in range(5))
+
+
+@pytest.mark.skipif(not make_config().REDIS_URL, reason="needs TEST_REDIS_URL")
+def test_rate_limits_are_shared_between_instances(app_factory: AppFactory) -> None:
+    first = app_factory(RATELIMIT_REGISTER="2 per minute").test_client()
+    second = app_factory(RATELIMIT_REGISTER="2 per minute").test_client()
+    payload = {"password": PASSWORD}
+    assert (
+        first.post("/api/v1/auth/register", json={**payload, "email": "s1@example.com"}).status_code
+        == 201
+    )
+    assert (
+        second.post(
+            "/api/v1/auth/register", json={**payload, "email": "s2@example.com"}
+        ).status_code
+        == 201
+    )
+    third = first.post("/api/v1/auth/register", json={**payload, "email": "s3@example.com"})
+    assert_problem(third, 429, "rate_limited")
+
+
+def test_forwarded_for_is_ignored_without_trusted_proxies(app_factory: AppFactory) -> None:
+    client = app_factory(RATELIMIT_LOGIN="2 per minute").test_client()
+    for index in range(2):
+        _login(client, "a@example.com", "whatever1", ip=f"203.0.113.{index}")
+    # A client cannot pick a fresh address per request to dodge the limit.
+    assert _login(client, "a@example.com", "whatever1", ip="203.0.113.99").status_code == 429
+
+
+def test_forwarded_for_is_used_through_one_trusted_proxy(app_factory: AppFactory) -> None:
+    client = app_factory(RATELIMIT_LOGIN="2 per minute", TRUSTED_PROXIES=1).test_client()
+    for _ in range(2):
+        _login(client, "a@example.com", "whatever1", ip="198.51.100.1")
+    assert _login(client, "a@example.com", "whatever1", ip="198.51.100.1").status_code == 429
+    assert _login(client, "a@example.com", "whatever1", ip="198.51.100.2").status_code == 401
+    # Only the right-most hop (added by the trusted proxy) counts; a spoofed left part does not.
+    spoofed = _login(client, "a@example.com", "whatever1", ip="10.9.9.9, 198.51.100.1")
+    assert spoofed.status_code == 429
+
+
+def test_sessions_record_the_forwarded_client_address(app_factory: AppFactory) -> None:
+    client = app_factory(TRUSTED_PROXIES=1).test_client()
+    client.post("/api/v1/auth/register", json={"email": "ip@example.com", "password": PASSWORD})
+    tokens = _login(client, "ip@example.com", PASSWORD, ip="192.0.2.7").json  # type: ignore[attr-defined]
+    sessions = client.get("/api/v1/auth/sessions", headers=bearer(tokens["access_token"])).json
+    assert sessions[0]["ip"] == "192.0.2.7"
+
+
+@pytest.mark.parametrize(
+    ("failures", "expected"), [(0, 0), (3, 0), (4, 1), (5, 2), (6, 4), (10, 60), (200, 60)]
+)
+def test_backoff_doubles_and_is_capped(failures: int, expected: int) -> None:
+    assert backoff(failures, free=3, cap=60) == expected
+
+
+def throttled_app(app_factory: AppFactory, **overrides: object) -> FlaskClient:
+    """An instance with two free failures per address and small caps."""
+    settings: dict[str, object] = {
+        "LOGIN_FREE_FAILURES_PER_IP": 2,
+        "LOGIN_FREE_FAILURES_PER_ACCOUNT": 4,
+        "LOGIN_BACKOFF_CAP_IP": 1,
+        "LOGIN_BACKOFF_CAP_ACCOUNT": 1,
+        "TRUSTED_PROXIES": 1,
+        **overrides,
+    }
+    return app_factory(**settings).test_client()
+
+
+def test_failures_lock_the_pair_and_a_success_resets(app_factory: AppFactory) -> None:
+    client = throttled_app(app_factory)
+    register_and_login(client, "victim@example.com")
+    statuses = [
+        _login(client, "victim@example.com", "wrong-guess", "192.0.2.1").status_code
+        for _ in range(3)
+    ]
+    assert statuses == [401, 401, 401]
+    locked = _login(client, "victim@example.com", PASSWORD, "192.0.2.1")
+    body = assert_problem(locked, 429, "login_throttled")
+    assert locked.headers["Retry-After"] == "1" and body["retry_after"] == 1
+    # Another address is not affected by this pair's lock.
+    assert _login(client, "victim@example.com", PASSWORD, "192.0.2.2").status_code == 200
+    time.sleep(1.1)
+    assert _login(client, "victim@example.com", PASSWORD, "192.0.2.1").status_code == 200
+    # The success reset the counter: the free failures are available again.
+    statuses = [
+        _login(client, "victim@example.com", "wrong-guess", "192.0.2.1").status_code
+        for _ in range(3)
+    ]
+    assert statuses == [401, 401, 401]
+
+
+def test_unknown_emails_are_throttled_exactly_like_known_ones(app_factory: AppFactory) -> None:
+    client = throttled_app(app_factory)
+    register_and_login(client, "known@example.com")
+
+    def sequence(email: str) -> list[tuple[int, str]]:
+        results = []
+        for _ in range(4):
+            response = _login(client, email, "wrong-guess", "192.0.2.3")
+            results.append((response.status_code, response.json["code"]))  # type: ignore[attr-defined]
+        return results
+
+    known, unknown = sequence("known@example.com"), sequence("ghost@example.com")
+    assert known == unknown
+    assert known[-1] == (429, "login_throttled")
+
+
+def test_spraying_from_many_addresses_cannot_lock_the_owner_out(app_factory: AppFactory) -> None:
+    client = throttled_app(app_factory)
+    register_and_login(client, "owner@example.com")
+    assert _login(client, "owner@example.com", PASSWORD, "192.0.2.10").status_code == 200
+    for index in range(5):
+        assert _login(client, "owner@example.com", "guess", f"203.0.113.{index}").status_code == 401
+    # The account is now locked for new addresses ...
+    assert_problem(
+        _login(client, "owner@example.com", PASSWORD, "203.0.113.200"), 429, "login_throttled"
+    )
+    # ... but not for the owner's address that logged in before.
+    assert _login(client, "owner@example.com", PASSWORD, "192.0.2.10").status_code == 200
+
+
+def test_common_password_list_is_the_100k_list() -> None:
+    passwords = common_passwords()
+    assert len(passwords) > 95_000
+    assert {"123456", "password", "qwerty", "iloveyou"} <= passwords
+
+
+@pytest.mark.parametrize(
+    ("password", "email", "fragment"),
+    [
+        ("password123", "x@example.com", "common"),
+        ("Iloveyou1", "x@example.com", "common"),
+        ("margaret-in-the-sun", "Margaret@example.com", "email"),
+        ("short", "x@example.com", "8 to 128"),
+    ],
+)
+def test_password_problems(password: str, email: str, fragment: str) -> None:
+    problems = password_problems(password, email=email)
+    assert any(fragment in problem for problem in problems), problems
+
+
+def test_good_passwords_pass() -> None:
+    assert password_problems("correct horse battery staple", email="al@example.com") == []
+    assert password_problems("tangerine-oboe-42", email="x@example.com") == []
+
+
+def test_weak_passwords_are_refused_on_register_and_change(
+    client: FlaskClient, user_headers: dict[str, str]
+) -> None:
+    body = assert_problem(
+        client.post(
+            "/api/v1/auth/register", json={"email": "newbie@example.com", "password": "password1"}
+        ),
+        422,
+        "weak_password",
+    )
+    assert body["errors"]["password"]
+    body = assert_problem(
+        client.post(
+            "/api/v1/auth/register",
+            json={"email": "newbie@example.com", "password": "newbie-2024!"},
+        ),
+        422,
+        "weak_password",
+    )
+    assert "email" in body["errors"]["password"][0]
+    changed = client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "qwertyuiop"},
+        headers=user_headers,
+    )
+    assert "new_password" in assert_problem(changed, 422, "weak_password")["errors"]

@@ -1,0 +1,208 @@
+"""Listing and revoking sessions, logout scopes, reuse detection and cross-instance revocation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+
+from project.models import User
+from tests.conftest import PASSWORD, assert_problem, bearer, make_config, register_and_login
+
+Login = Callable[..., dict[str, Any]]
+
+
+def test_list_sessions_marks_the_current_one(
+    client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    user = make_user()
+    phone = login(user.email, **{"User-Agent": "Phone/1.0"})
+    laptop = login(user.email, **{"User-Agent": "Laptop/2.0"})
+    response = client.get("/api/v1/auth/sessions", headers=bearer(laptop["access_token"]))
+    assert response.status_code == 200
+    items = response.json
+    assert [item["user_agent"] for item in items] == ["Laptop/2.0", "Phone/1.0"]
+    assert [item["current"] for item in items] == [True, False]
+    assert all(item["ip"] == "127.0.0.1" for item in items)
+    assert set(items[0]) == {"id", "created_at", "last_used_at", "ip", "user_agent", "current"}
+    assert (
+        client.post("/api/v1/auth/logout", headers=bearer(phone["access_token"])).status_code == 204
+    )
+    remaining = client.get("/api/v1/auth/sessions", headers=bearer(laptop["access_token"])).json
+    assert [item["user_agent"] for item in remaining] == ["Laptop/2.0"]
+
+
+def test_revoke_one_session(
+    client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    user, stranger = make_user(), make_user()
+    phone, laptop = login(user.email), login(user.email)
+    theirs = login(stranger.email)
+    sessions = client.get("/api/v1/auth/sessions", headers=bearer(laptop["access_token"])).json
+    phone_id = next(item["id"] for item in sessions if not item["current"])
+    stranger_id = client.get("/api/v1/auth/sessions", headers=bearer(theirs["access_token"])).json[
+        0
+    ]["id"]
+
+    # Another user's session, an unknown id and a bad id all look the same: not found.
+    for target in (stranger_id, str(uuid.uuid4())):
+        response = client.delete(
+            f"/api/v1/auth/sessions/{target}", headers=bearer(laptop["access_token"])
+        )
+        assert_problem(response, 404, "not_found")
+    assert client.get("/api/v1/users/me", headers=bearer(theirs["access_token"])).status_code == 200
+
+    response = client.delete(
+        f"/api/v1/auth/sessions/{phone_id}", headers=bearer(laptop["access_token"])
+    )
+    assert response.status_code == 204
+    assert_problem(
+        client.get("/api/v1/users/me", headers=bearer(phone["access_token"])), 401, "token_revoked"
+    )
+    assert_problem(
+        client.post("/api/v1/auth/refresh", headers=bearer(phone["refresh_token"])),
+        401,
+        "token_revoked",
+    )
+    again = client.delete(
+        f"/api/v1/auth/sessions/{phone_id}", headers=bearer(laptop["access_token"])
+    )
+    assert_problem(again, 404, "not_found")
+    assert client.get("/api/v1/users/me", headers=bearer(laptop["access_token"])).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("scope", "current_survives", "others_survive"),
+    [("local", False, True), ("others", True, False), ("global", False, False)],
+)
+def test_logout_scopes(
+    client: FlaskClient,
+    make_user: Callable[..., User],
+    login: Login,
+    scope: str,
+    current_survives: bool,
+    others_survive: bool,
+) -> None:
+    user = make_user()
+    current, other_a, other_b = login(user.email), login(user.email), login(user.email)
+    response = client.post(
+        "/api/v1/auth/logout",
+        query_string={"scope": scope},
+        headers=bearer(current["access_token"]),
+    )
+    assert response.status_code == 204
+
+    def alive(tokens: dict[str, Any]) -> bool:
+        return (
+            client.get("/api/v1/users/me", headers=bearer(tokens["access_token"])).status_code
+            == 200
+        )
+
+    assert alive(current) is current_survives
+    assert alive(other_a) is alive(other_b) is others_survive
+
+
+def test_logout_rejects_an_unknown_scope(client: FlaskClient, user_headers: dict[str, str]) -> None:
+    response = client.post(
+        "/api/v1/auth/logout", query_string={"scope": "everywhere"}, headers=user_headers
+    )
+    assert "scope" in assert_problem(response, 422, "validation_error")["errors"]
+
+
+def test_reuse_interval_tolerates_a_concurrent_refresh(app_factory: Callable[..., Flask]) -> None:
+    client = app_factory(REFRESH_REUSE_INTERVAL=30).test_client()
+    tokens = register_and_login(client, "racer@example.com")
+    first = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"]))
+    second = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"]))
+    assert first.status_code == second.status_code == 200
+    # Both answers continue the same session: both refresh tokens keep working.
+    assert (
+        client.get("/api/v1/users/me", headers=bearer(second.json["access_token"])).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            "/api/v1/auth/refresh", headers=bearer(second.json["refresh_token"])
+        ).status_code
+        == 200
+    )
+    # A token two generations old is still a replay.
+    replay = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"]))
+    assert_problem(replay, 401, "refresh_token_reused")
+
+
+@pytest.fixture
+def two_instances(app_factory: Callable[..., Flask]) -> tuple[FlaskClient, FlaskClient]:
+    """Two app instances over one database (and one Redis when the suite has one)."""
+    return app_factory().test_client(), app_factory().test_client()
+
+
+def test_revocation_on_one_instance_is_refused_by_another(
+    two_instances: tuple[FlaskClient, FlaskClient],
+) -> None:
+    first, second = two_instances
+    tokens = register_and_login(first, "twin@example.com")
+    assert second.get("/api/v1/users/me", headers=bearer(tokens["access_token"])).status_code == 200
+    assert (
+        first.post("/api/v1/auth/logout", headers=bearer(tokens["access_token"])).status_code == 204
+    )
+    assert_problem(
+        second.get("/api/v1/users/me", headers=bearer(tokens["access_token"])), 401, "token_revoked"
+    )
+    assert_problem(
+        second.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])),
+        401,
+        "token_revoked",
+    )
+
+
+def test_password_change_on_one_instance_voids_tokens_on_another(
+    two_instances: tuple[FlaskClient, FlaskClient],
+) -> None:
+    first, second = two_instances
+    tokens = register_and_login(first, "twin2@example.com")
+    other = second.post(
+        "/api/v1/auth/login", json={"email": "twin2@example.com", "password": PASSWORD}
+    ).json
+    assert second.get("/api/v1/users/me", headers=bearer(other["access_token"])).status_code == 200
+    changed = first.post(
+        "/api/v1/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "another long secret"},
+        headers=bearer(tokens["access_token"]),
+    )
+    assert changed.status_code == 204
+    for token in (tokens["access_token"], other["access_token"]):
+        assert_problem(second.get("/api/v1/users/me", headers=bearer(token)), 401, "token_revoked")
+
+
+@pytest.mark.skipif(not make_config().REDIS_URL, reason="needs TEST_REDIS_URL")
+def test_revocation_is_written_to_redis_with_a_ttl(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    tokens = login(make_user().email)
+    sid = client.get("/api/v1/auth/sessions", headers=bearer(tokens["access_token"])).json[0]["id"]
+    redis = Redis.from_url(app.config["REDIS_URL"], decode_responses=True)
+    assert redis.get(f"warden:session:{sid}") == "1"
+    assert 0 < redis.ttl(f"warden:session:{sid}") <= 30
+    client.post("/api/v1/auth/logout", headers=bearer(tokens["access_token"]))
+    assert redis.get(f"warden:session:{sid}") == "0"
+    assert 900 < redis.ttl(f"warden:session:{sid}") <= 910
+
+
+def test_an_unreachable_redis_falls_back_to_the_database(app_factory: Callable[..., Flask]) -> None:
+    # Port 1 refuses connections at once: Redis is "down" for this instance.
+    client = app_factory(REDIS_URL="redis://127.0.0.1:1/0").test_client()
+    tokens = register_and_login(client, "fallback@example.com")
+    assert client.get("/api/v1/users/me", headers=bearer(tokens["access_token"])).status_code == 200
+    assert (
+        client.post("/api/v1/auth/logout", headers=bearer(tokens["access_token"])).status_code
+        == 204
+    )
+    assert_problem(
+        client.get("/api/v1/users/me", headers=bearer(tokens["access_token"])), 401, "token_revoked"
+    )
