@@ -165,6 +165,26 @@ class Config:
         self.LOGIN_BACKOFF_CAP_IP = _int(env, "LOGIN_BACKOFF_CAP_IP", 900, minimum=1)
         self.LOGIN_BACKOFF_CAP_ACCOUNT = _int(env, "LOGIN_BACKOFF_CAP_ACCOUNT", 300, minimum=1)
         self.PASSWORD_CHECK_BREACHED = _bool(env, "PASSWORD_CHECK_BREACHED", True)
+
+        self.MAIL_BACKEND = (
+            env.get("MAIL_BACKEND") or ("smtp" if self.APP_ENV == "production" else "console")
+        ).lower()
+        if self.MAIL_BACKEND not in ("console", "smtp"):
+            raise ConfigError("MAIL_BACKEND must be console or smtp")
+        self.MAIL_SERVER = env.get("MAIL_SERVER") or None
+        self.MAIL_PORT = _int(env, "MAIL_PORT", 587, minimum=1)
+        self.MAIL_USERNAME = env.get("MAIL_USERNAME") or None
+        self.MAIL_PASSWORD = env.get("MAIL_PASSWORD") or None
+        self.MAIL_USE_TLS = _bool(env, "MAIL_USE_TLS", True)
+        self.MAIL_FROM = env.get("MAIL_FROM") or "Warden <no-reply@localhost>"
+        self.MAIL_TIMEOUT = _int(env, "MAIL_TIMEOUT", 10, minimum=1)
+        self.FRONTEND_URL = (env.get("FRONTEND_URL") or "http://localhost:3000").rstrip("/")
+        self.REQUIRE_VERIFIED_EMAIL = _bool(env, "REQUIRE_VERIFIED_EMAIL", False)
+        self.REGISTRATION_ENUMERATION_SAFE = _bool(env, "REGISTRATION_ENUMERATION_SAFE", False)
+        self.VERIFY_TOKEN_TTL = _int(env, "VERIFY_TOKEN_TTL", 86_400, minimum=60)
+        self.RESET_TOKEN_TTL = _int(env, "RESET_TOKEN_TTL", 3_600, minimum=60)
+        self.EMAIL_CHANGE_TOKEN_TTL = _int(env, "EMAIL_CHANGE_TOKEN_TTL", 86_400, minimum=60)
+        self.AUDIT_RETENTION_DAYS = _int(env, "AUDIT_RETENTION_DAYS", 365, minimum=1)
         self.JWT_ENCODE_ISSUER = self.JWT_DECODE_ISSUER = env.get("JWT_ISSUER") or "warden"
         self.JWT_ENCODE_AUDIENCE = self.JWT_DECODE_AUDIENCE = env.get("JWT_AUDIENCE") or "warden"
         self.JWT_DECODE_LEEWAY = 10
@@ -180,6 +200,8 @@ class Config:
 
     def validate(self) -> None:
         """Raise ConfigError when the settings are unsafe for this environment."""
+        if self.MAIL_BACKEND == "smtp" and not self.MAIL_SERVER:
+            raise ConfigError("MAIL_SERVER is required when MAIL_BACKEND is smtp")
 
 
 def engine_options(url: str) -> dict[str, Any]:
@@ -241,6 +263,7 @@ class ProductionConfig(Config):
                 raise ConfigError(f"{name} must be at least {MIN_SECRET_BYTES} bytes")
             if value == self.DEFAULT_SECRET:
                 raise ConfigError(f"{name} must not be the development placeholder")
+        super().validate()
 
 
 CONFIGS: dict[str, type[Config]] = {

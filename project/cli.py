@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from marshmallow import ValidationError
+from rq import SimpleWorker
 
+from project.core import tasks
 from project.core.errors import AppError
 from project.schemas.auth import RegisterSchema
+from project.services import audit
 from project.services import users as user_service
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -35,6 +38,35 @@ def create_admin(email: str, password_stdin: bool) -> None:
     click.echo(f"Created admin {user.email} ({user.id})")
 
 
+audit_cli = AppGroup("audit", help="Maintain the audit trail.")
+
+
+@audit_cli.command("prune")
+@click.option(
+    "--days", type=click.IntRange(min=1), help="Keep this many days (AUDIT_RETENTION_DAYS)."
+)
+def prune_audit(days: int | None) -> None:
+    """Delete audit events older than the retention period."""
+    keep = days or int(current_app.config["AUDIT_RETENTION_DAYS"])
+    deleted = audit.prune(older_than_days=keep)
+    click.echo(f"Deleted {deleted} audit events older than {keep} days")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def run_worker(burst: bool) -> None:
+    """Run the RQ worker that sends mail and other deferred jobs (needs REDIS_URL)."""
+    jobs = tasks.queue()
+    if jobs is None:
+        raise click.ClickException(
+            "REDIS_URL is not set: without Redis, jobs run in the web process"
+        )
+    # SimpleWorker runs jobs in this process, inside the app context the command set up;
+    # forking per job would share the database connection pool across processes.
+    worker = SimpleWorker([jobs], connection=jobs.connection)
+    worker.work(burst=burst, with_scheduler=True, logging_level=current_app.config["LOG_LEVEL"])
+
+
 def _first_messages(messages: object) -> str:
     if isinstance(messages, dict):
         return "; ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in messages.items())
@@ -44,3 +76,5 @@ def _first_messages(messages: object) -> str:
 def register_commands(app: Flask) -> None:
     """Attach the command groups to ``app``."""
     app.cli.add_command(users_cli)
+    app.cli.add_command(audit_cli)
+    app.cli.add_command(run_worker)

@@ -94,7 +94,12 @@ def test_bad_settings_are_refused(env: dict[str, str], message: str) -> None:
 
 def test_production_accepts_strong_secrets() -> None:
     config = load_config(
-        {"APP_ENV": "production", "SECRET_KEY": STRONG, "JWT_SECRET_KEY": "j" * 40}
+        {
+            "APP_ENV": "production",
+            "SECRET_KEY": STRONG,
+            "JWT_SECRET_KEY": "j" * 40,
+            "MAIL_SERVER": "smtp.example.com",
+        }
     )
     assert config.JWT_SECRET_KEY == "j" * 40
 

@@ -73,6 +73,7 @@ def live_server(empty_database_url: str, tmp_path: Path) -> Iterator[tuple[str, 
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "WEB_CONCURRENCY": "2",
+        "MAIL_BACKEND": "console",
     }
     subprocess.run(
         _procfile("release"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=120

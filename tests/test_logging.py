@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from project.core.logging import ConsoleFormatter, ContextFilter, JsonFormatter, request_id_var
+from project.core import context
+from project.core.logging import ConsoleFormatter, ContextFilter, JsonFormatter
 from project.models import User
 from tests.conftest import PASSWORD
 
@@ -57,7 +58,7 @@ def test_newlines_cannot_forge_a_line() -> None:
 
 
 def test_context_is_stamped_outside_requests_as_null() -> None:
-    request_id_var.set(None)
+    context.clear()
     record = logging.LogRecord("warden", logging.INFO, __file__, 1, "boot", None, None)
     ContextFilter().filter(record)
     line = json.loads(JsonFormatter().format(record))

@@ -23,7 +23,7 @@ from flask_jwt_extended import (
 )
 
 from project.api.errors import problem_response
-from project.core import errors
+from project.core import context, errors
 from project.core.keys import KeySet
 from project.core.tokens import TokenPair
 from project.models import User
@@ -90,7 +90,7 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
         except (errors.TokenRevoked, KeyError, ValueError, TypeError):
             return True
         g.authenticated_user = user
-        g.user_id = str(user.id)
+        context.bind(user_id=str(user.id))
         return False
 
     @jwt.user_lookup_loader

@@ -7,10 +7,11 @@ import math
 import re
 import time
 import uuid
+from functools import partial
 
 from flask import Flask, Response, current_app, g, request
 
-from project.core.logging import request_id_var, user_id_var
+from project.core import context, tasks
 from project.extensions import limiter
 
 logger = logging.getLogger("warden.request")
@@ -23,8 +24,14 @@ def start_request() -> None:
     supplied = request.headers.get("X-Request-ID", "")
     g.request_id = supplied if REQUEST_ID.match(supplied) else uuid.uuid4().hex
     g.started = time.perf_counter()
-    request_id_var.set(g.request_id)
-    user_id_var.set(None)
+    g.pending_tasks = tasks.begin_request()
+    agent = request.headers.get("User-Agent")
+    context.clear()
+    context.bind(
+        request_id=g.request_id,
+        ip=request.remote_addr,
+        user_agent=agent[:512] if agent else None,
+    )
 
 
 def finish_request(response: Response) -> Response:
@@ -35,11 +42,12 @@ def finish_request(response: Response) -> Response:
         # Bodies carry tokens and personal data: no browser or proxy may keep a copy.
         response.headers["Cache-Control"] = "no-store"
     add_rate_limit_headers(response)
+    pending = g.get("pending_tasks")
+    if pending:
+        # Deferred work (mail without Redis) runs once the client has its response.
+        response.call_on_close(partial(tasks.run_all, pending))
     if current_app.config["HSTS"]:
         response.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
-    user_id = g.get("user_id")
-    if user_id:
-        user_id_var.set(user_id)
     logger.info(
         "request",
         extra={
@@ -67,9 +75,9 @@ def add_rate_limit_headers(response: Response) -> None:
 
 
 def clear_context(_error: BaseException | None) -> None:
-    """Forget the request's log context once it ends."""
-    request_id_var.set(None)
-    user_id_var.set(None)
+    """Forget the request's context once it ends."""
+    tasks.end_request()
+    context.clear()
 
 
 def register_request_hooks(app: Flask) -> None:

@@ -12,7 +12,7 @@ class AppError(Exception):
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal server error"
     description: ClassVar[str] = "An unexpected error; nothing internal is revealed."
-    registry: ClassVar[dict[str, type[AppError]]] = {}
+    registry: ClassVar[list[type[AppError]]] = []
 
     def __init__(
         self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any
@@ -24,10 +24,10 @@ class AppError(Exception):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        AppError.registry[cls.code] = cls
+        AppError.registry.append(cls)
 
 
-AppError.registry[AppError.code] = AppError
+AppError.registry.append(AppError)
 
 
 def error(code: str, status: int, title: str, description: str) -> type[AppError]:
@@ -63,6 +63,13 @@ InvalidToken = error(
     "Invalid token",
     "The token is malformed, badly signed, signed by an unknown key, or of the wrong type.",
 )
+InvalidOneTimeToken = error(
+    "invalid_token",
+    400,
+    "Invalid token",
+    "A one-time token (email verification, password reset, email change) is wrong, used "
+    "or expired; which one is not said.",
+)
 TokenExpired = error("token_expired", 401, "Token expired", "The token's lifetime is over.")
 TokenRevoked = error(
     "token_revoked",
@@ -80,6 +87,12 @@ AccountDisabled = error(
     "account_disabled", 403, "Account disabled", "The account was deactivated by an admin."
 )
 Forbidden = error("forbidden", 403, "Forbidden", "The caller may not do this.")
+EmailNotVerified = error(
+    "email_not_verified",
+    403,
+    "Email not verified",
+    "REQUIRE_VERIFIED_EMAIL is on and the account's address is not confirmed yet.",
+)
 CsrfFailed = error(
     "csrf_failed",
     403,

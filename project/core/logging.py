@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
-user_id_var: ContextVar[str | None] = ContextVar("user_id", default=None)
+from project.core import context
 
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 _HANDLER_NAME = "warden"
@@ -20,8 +18,9 @@ class ContextFilter(logging.Filter):
     """Stamp each record with the current request id and user id."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        record.user_id = user_id_var.get()
+        current = context.current()
+        record.request_id = current.request_id
+        record.user_id = current.user_id
         return True
 
 

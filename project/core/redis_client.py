@@ -26,6 +26,14 @@ class RedisClient:
                 decode_responses=True,
             )
         app.extensions["redis"] = client
+        # RQ pickles job payloads and needs a connection that returns bytes.
+        app.extensions["redis.queue"] = Redis.from_url(url) if url else None
+
+    @property
+    def queue_connection(self) -> Redis | None:
+        """The current app's connection for the job queue, or None."""
+        connection: Redis | None = current_app.extensions.get("redis.queue")
+        return connection
 
     @property
     def client(self) -> Redis | None:

@@ -1,6 +1,8 @@
 """ORM models; importing this package registers every table on the metadata."""
 
+from project.models.audit_event import AuditEvent
+from project.models.one_time_token import OneTimeToken, TokenPurpose
 from project.models.session import Session
 from project.models.user import Role, User
 
-__all__ = ["Role", "Session", "User"]
+__all__ = ["AuditEvent", "OneTimeToken", "Role", "Session", "TokenPurpose", "User"]

@@ -36,6 +36,15 @@ class SessionRepository(BaseRepository[Session]):
         )
         return list(self.session.scalars(query))
 
+    def all_for_user(self, user_id: uuid.UUID) -> list[Session]:
+        """Return every session of a user, ended ones included, newest first."""
+        query = (
+            select(Session)
+            .where(Session.user_id == user_id)
+            .order_by(Session.created_at.desc(), Session.id)
+        )
+        return list(self.session.scalars(query))
+
     def ids_for_user(self, user_id: uuid.UUID) -> list[uuid.UUID]:
         """Return the ids of every session of a user, live or not."""
         return list(self.session.scalars(select(Session.id).where(Session.user_id == user_id)))

@@ -79,3 +79,30 @@ class SessionSchema(Schema):
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
     current = fields.Boolean(metadata={"description": "The session making this request"})
+
+
+class EmailSchema(Schema):
+    """An email address to act on."""
+
+    email = TrimmedEmail(required=True, validate=validate.Length(max=254))
+
+
+class TokenSchema(Schema):
+    """A one-time token from a mailed link."""
+
+    token = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+class PasswordResetSchema(Schema):
+    """A reset token and the new password."""
+
+    token = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    new_password = fields.String(required=True, load_only=True, validate=PASSWORD)
+
+
+class AcceptedSchema(Schema):
+    """Accepted for processing; the outcome arrives by email."""
+
+    detail = fields.String(
+        metadata={"example": "If the address is registered, a mail is on its way."}
+    )

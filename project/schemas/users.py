@@ -1,9 +1,9 @@
 """Schemas for users: the representation, updates and the admin list."""
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from project.models import Role
-from project.schemas.fields import Cursor, TrimmedString
+from project.schemas.fields import Cursor, TrimmedEmail, TrimmedString
 
 PASSWORD = validate.Length(min=8, max=128)
 
@@ -22,9 +22,20 @@ class UserSchema(Schema):
 
 
 class ProfileUpdateSchema(Schema):
-    """Fields a user may change on their own profile."""
+    """Fields a user may change on their own profile; a new email needs the password."""
 
     full_name = TrimmedString(validate=validate.Length(max=200), allow_none=True)
+    email = TrimmedEmail(
+        validate=validate.Length(max=254),
+        metadata={"description": "Takes effect once confirmed from the new address"},
+    )
+    current_password = fields.String(load_only=True, validate=validate.Length(max=128))
+
+    @validates_schema
+    def password_for_email(self, data: dict[str, object], **_kwargs: object) -> None:
+        """Changing the email needs the current password."""
+        if "email" in data and "current_password" not in data:
+            raise ValidationError("Required to change the email.", "current_password")
 
 
 class PasswordChangeSchema(Schema):

@@ -17,6 +17,7 @@ from project.models import Session, User
 from project.models.types import utcnow
 from project.repositories import SessionRepository, UserRepository
 from project.repositories.session_state import SessionStateCache
+from project.services import audit, notifications, verification
 from project.services.client import ClientInfo
 from project.services.sessions import publish_revocations
 from project.services.throttle import LoginGuard
@@ -39,9 +40,10 @@ def create_user(*, email: str, password: str, full_name: str | None, **fields: o
     """Add a user to the session (no commit); raise EmailTaken when the email is in use."""
     users = UserRepository()
     normalized = normalize_email(email)
+    # Policy first: a weak password is refused alike for new and taken addresses.
+    check_password_policy(password, email=normalized)
     if users.get_by_email(normalized) is not None:
         raise errors.EmailTaken("An account with this email already exists.")
-    check_password_policy(password, email=normalized)
     user = User(
         email=email.strip(),
         email_normalized=normalized,
@@ -57,10 +59,26 @@ def create_user(*, email: str, password: str, full_name: str | None, **fields: o
         raise errors.EmailTaken("An account with this email already exists.") from None
 
 
-def register(*, email: str, password: str, full_name: str | None = None) -> User:
-    """Create an account with the role ``user``."""
-    user = create_user(email=email, password=password, full_name=full_name)
+def register(*, email: str, password: str, full_name: str | None = None) -> User | None:
+    """Create an account with the role ``user`` and mail a verification link.
+
+    With REGISTRATION_ENUMERATION_SAFE a taken address is not an error: its owner gets a
+    mail instead, the same bcrypt work is spent, and None is returned.
+    """
+    try:
+        user = create_user(email=email, password=password, full_name=full_name)
+    except errors.EmailTaken:
+        if not current_app.config["REGISTRATION_ENUMERATION_SAFE"]:
+            raise
+        security.burn_verify(password, rounds=_rounds())
+        owner = UserRepository().get_by_email(normalize_email(email))
+        if owner is not None:
+            notifications.account_exists(to=owner.email)
+        return None
+    audit.record("user.registered", user_id=user.id, actor_id=user.id)
+    token = verification.start_verification(user)
     db.session.commit()
+    notifications.verification(to=user.email, token=token)
     return user
 
 
@@ -70,6 +88,7 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
     guard = LoginGuard.for_attempt(email_normalized=normalized, ip=client.ip)
     retry_after = guard.retry_after()
     if retry_after:
+        audit.record_now("login.throttled", user_id=_user_id_of(normalized))
         raise errors.LoginThrottled(
             "Too many failed logins; try again later.",
             headers={"Retry-After": str(retry_after)},
@@ -80,15 +99,30 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
         security.burn_verify(password, rounds=_rounds())
     if user is None or not security.verify_password(password, user.password_hash):
         guard.record_failure()
+        audit.record_now(
+            "login.failed",
+            user_id=user.id if user else None,
+            details={"reason": "unknown_email" if user is None else "wrong_password"},
+        )
         raise errors.InvalidCredentials("The email or password is incorrect.")
     guard.record_success()
     if not user.is_active:
+        audit.record_now("login.failed", user_id=user.id, details={"reason": "deactivated"})
         raise errors.AccountDisabled("This account has been deactivated.")
+    if current_app.config["REQUIRE_VERIFIED_EMAIL"] and not user.email_verified:
+        audit.record_now("login.failed", user_id=user.id, details={"reason": "email_not_verified"})
+        raise errors.EmailNotVerified("Confirm your email address before logging in.")
     if security.needs_rehash(user.password_hash, rounds=_rounds()):
         user.password_hash = security.hash_password(password, rounds=_rounds())
     tokens = _open_session(user, client)
+    audit.record("login.succeeded", user_id=user.id, actor_id=user.id)
     db.session.commit()
     return tokens
+
+
+def _user_id_of(email_normalized: str) -> uuid.UUID | None:
+    user = UserRepository().get_by_email(email_normalized)
+    return user.id if user else None
 
 
 def _open_session(user: User, client: ClientInfo) -> TokenPair:
@@ -147,6 +181,12 @@ def refresh(*, session_id: uuid.UUID, jti: str, client: ClientInfo) -> TokenPair
     # Only this server signs tokens for this session, so a valid signature with a stale jti
     # means an old token was replayed: assume theft and end the whole family.
     revoked = sessions.revoke([session_id], now=now)
+    audit.record(
+        "token.reuse_detected",
+        user_id=user.id,
+        actor_id=user.id,
+        details={"session_id": str(session_id)},
+    )
     db.session.commit()
     publish_revocations(revoked)
     raise errors.RefreshTokenReused("This refresh token was already used; the session ended.")

@@ -14,6 +14,7 @@ from project.extensions import db
 from project.models.types import utcnow
 from project.repositories import SessionRepository
 from project.repositories.session_state import SessionStateCache
+from project.services import audit
 
 
 class LogoutScope(enum.StrEnum):
@@ -70,6 +71,7 @@ def revoke_session(*, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
     if session is None or session.user_id != user_id or not session.is_active_at(utcnow()):
         raise errors.NotFound("No active session with this id.")
     revoked = repository.revoke([session_id], now=utcnow())
+    audit.record("session.revoked", user_id=user_id, details={"session_id": str(session_id)})
     db.session.commit()
     publish_revocations(revoked)
 
@@ -81,5 +83,8 @@ def logout(*, user_id: uuid.UUID, session_id: uuid.UUID, scope: LogoutScope) -> 
     else:
         keep = session_id if scope is LogoutScope.OTHERS else None
         revoked = end_sessions(user_id, keep=keep)
+    audit.record(
+        "logout", user_id=user_id, details={"scope": scope.value, "sessions": len(revoked)}
+    )
     db.session.commit()
     publish_revocations(revoked)

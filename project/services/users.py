@@ -14,10 +14,12 @@ from project.core.emails import normalize_email
 from project.extensions import db
 from project.models import Role, User
 from project.repositories import SessionRepository, UserFilters, UserRepository
+from project.services import audit, notifications, one_time_tokens, verification
 from project.services.auth import check_password_policy, create_user
 from project.services.sessions import end_sessions, publish_revocations
 
 PageKey = tuple[datetime, uuid.UUID]
+ADMIN_FIELDS = ("full_name", "role", "is_active")
 
 
 @dataclass(frozen=True)
@@ -29,11 +31,15 @@ class UserPage:
 
 
 def update_profile(*, user: User, changes: dict[str, Any]) -> User:
-    """Change the caller's own profile fields."""
-    for field in ("full_name",):
-        if field in changes:
-            setattr(user, field, changes[field])
+    """Change the caller's profile; a new email needs the password and a confirmation."""
+    if "email" in changes:
+        _check_password(user, changes["current_password"])
+    if "full_name" in changes and changes["full_name"] != user.full_name:
+        user.full_name = changes["full_name"]
+        audit.record("user.updated", user_id=user.id, details={"fields": ["full_name"]})
     db.session.commit()
+    if "email" in changes:
+        verification.request_email_change(user=user, new_email=changes["email"])
     return user
 
 
@@ -55,12 +61,16 @@ def change_password(
     user.password_hash = security.hash_password(new_password, rounds=rounds)
     user.token_version += 1
     revoked = end_sessions(user.id, keep=session_id)
+    one_time_tokens.void_all(user.id)
+    audit.record("password.changed", user_id=user.id, details={"sessions_ended": len(revoked)})
     db.session.commit()
     publish_revocations(revoked)
+    notifications.password_changed(to=user.email)
 
 
 def _delete(user: User) -> None:
     session_ids = SessionRepository().ids_for_user(user.id)
+    audit.record("user.deleted", user_id=user.id, details={"email": user.email})
     UserRepository().delete(user)
     db.session.commit()
     publish_revocations(session_ids)
@@ -103,7 +113,10 @@ def get_user(user_id: uuid.UUID) -> User:
 
 def create_admin(*, email: str, password: str) -> User:
     """Create an active admin account (for the command line)."""
-    user = create_user(email=email, password=password, full_name=None, role=Role.ADMIN)
+    user = create_user(
+        email=email, password=password, full_name=None, role=Role.ADMIN, email_verified=True
+    )
+    audit.record("user.registered", user_id=user.id, details={"role": "admin", "via": "cli"})
     db.session.commit()
     return user
 
@@ -123,9 +136,23 @@ def admin_update(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
     _ensure_not_last_admin(user, leaving=leaves_admins)
     role_changed = "role" in changes and changes["role"] is not user.role
     deactivated = changes.get("is_active") is False and user.is_active
-    for field in ("full_name", "role", "is_active"):
-        if field in changes:
-            setattr(user, field, changes[field])
+    changed = [
+        field
+        for field in ADMIN_FIELDS
+        if field in changes and changes[field] != getattr(user, field)
+    ]
+    if changed:
+        audit.record("user.updated", user_id=user.id, details={"fields": changed})
+    if role_changed:
+        audit.record(
+            "role.changed",
+            user_id=user.id,
+            details={"from": user.role.value, "to": changes["role"].value},
+        )
+    if deactivated:
+        audit.record("user.deactivated", user_id=user.id)
+    for field in changed:
+        setattr(user, field, changes[field])
     revoked: list[uuid.UUID] = []
     if role_changed or deactivated:
         # Access tokens issued under the old role or while active must stop working now.
@@ -142,3 +169,21 @@ def admin_delete(*, user_id: uuid.UUID) -> None:
     user = get_user(user_id)
     _ensure_not_last_admin(user, leaving=True)
     _delete(user)
+
+
+@dataclass(frozen=True)
+class AccountExport:
+    """Everything Warden holds about one user."""
+
+    profile: User
+    sessions: list[Any]
+    security_events: list[Any]
+
+
+def export_account(*, user: User) -> AccountExport:
+    """Gather the caller's data for download."""
+    return AccountExport(
+        profile=user,
+        sessions=SessionRepository().all_for_user(user.id),
+        security_events=audit.all_events_for(user.id),
+    )

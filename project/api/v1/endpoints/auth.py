@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flask import current_app
 from flask_jwt_extended import current_user
 
 from project.api.arguments import Blueprint
@@ -18,20 +19,30 @@ from project.api.auth import (
     deliver_tokens,
     refresh_token_required,
 )
-from project.api.ratelimits import login_limit, refresh_limit, register_limit
+from project.api.ratelimits import (
+    email_limit,
+    login_limit,
+    password_limit,
+    refresh_limit,
+    register_limit,
+)
 from project.core.tokens import TokenPair
 from project.models import User
 from project.schemas.auth import (
+    AcceptedSchema,
+    EmailSchema,
     LoginQuerySchema,
     LoginSchema,
     LogoutQuerySchema,
+    PasswordResetSchema,
     RegisterSchema,
     SessionSchema,
     TokenDelivery,
     TokenPairSchema,
+    TokenSchema,
 )
 from project.schemas.users import UserSchema
-from project.services import auth, sessions
+from project.services import auth, recovery, sessions, verification
 from project.services.sessions import ActiveSession
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts, tokens, sessions")
@@ -41,11 +52,18 @@ blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts, tok
 @register_limit
 @blp.arguments(RegisterSchema)
 @blp.response(201, UserSchema)
+@blp.alt_response(
+    202, schema=AcceptedSchema, description="REGISTRATION_ENUMERATION_SAFE: new or taken alike"
+)
 @blp.alt_response(409, response="CONFLICT", description="`email_taken`")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="`weak_password`")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS", description="`rate_limited`")
-def register(data: dict[str, Any]) -> User:
-    """Create an account."""
-    return auth.register(**data)
+def register(data: dict[str, Any]) -> User | tuple[dict[str, str], int]:
+    """Create an account; a verification link is mailed to it."""
+    user = auth.register(**data)
+    if user is None or current_app.config["REGISTRATION_ENUMERATION_SAFE"]:
+        return ACCEPTED, 202
+    return user
 
 
 @blp.route("/login", methods=["POST"])
@@ -101,3 +119,48 @@ def list_sessions() -> list[ActiveSession]:
 def revoke_session(session_id: uuid.UUID) -> None:
     """End one of the caller's sessions."""
     sessions.revoke_session(user_id=current_user.id, session_id=session_id)
+
+
+ACCEPTED = {"detail": "If the address can be used, a mail is on its way."}
+
+
+@blp.route("/verify-email", methods=["POST"])
+@email_limit
+@blp.arguments(TokenSchema)
+@blp.response(204)
+@blp.alt_response(400, response="BAD_REQUEST", description="`invalid_token`")
+@blp.alt_response(409, response="CONFLICT", description="`email_taken` (email change)")
+def verify_email(data: dict[str, Any]) -> None:
+    """Confirm an address with the token from a verification or email-change mail."""
+    verification.verify(token=data["token"])
+
+
+@blp.route("/verify-email/resend", methods=["POST"])
+@email_limit
+@blp.arguments(EmailSchema)
+@blp.response(202, AcceptedSchema)
+def resend_verification(data: dict[str, Any]) -> dict[str, str]:
+    """Mail a new verification link; the answer is the same for every address."""
+    verification.request_resend(email=data["email"])
+    return ACCEPTED
+
+
+@blp.route("/password/forgot", methods=["POST"])
+@email_limit
+@blp.arguments(EmailSchema)
+@blp.response(202, AcceptedSchema)
+def forgot_password(data: dict[str, Any]) -> dict[str, str]:
+    """Mail a password reset link; the answer is the same for every address."""
+    recovery.request_reset(email=data["email"])
+    return ACCEPTED
+
+
+@blp.route("/password/reset", methods=["POST"])
+@password_limit
+@blp.arguments(PasswordResetSchema)
+@blp.response(204)
+@blp.alt_response(400, response="BAD_REQUEST", description="`invalid_token`")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="`weak_password`")
+def reset_password(data: dict[str, Any]) -> None:
+    """Set a new password with the token from a reset mail; every session ends."""
+    recovery.reset_password(token=data["token"], new_password=data["new_password"])

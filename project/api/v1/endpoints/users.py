@@ -11,6 +11,7 @@ from project.api.arguments import Blueprint
 from project.api.auth import admin_required, auth_required, current_session_id
 from project.api.ratelimits import password_limit
 from project.models import User
+from project.schemas.audit import AccountExportSchema, EventPageSchema, EventQuerySchema
 from project.schemas.users import (
     AccountDeleteSchema,
     AdminUserUpdateSchema,
@@ -20,8 +21,9 @@ from project.schemas.users import (
     UserPageSchema,
     UserSchema,
 )
-from project.services import users
-from project.services.users import UserPage
+from project.services import audit, users
+from project.services.audit import EventPage
+from project.services.users import AccountExport, UserPage
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="Users and admin")
 
@@ -38,8 +40,10 @@ def get_me() -> User:
 @auth_required
 @blp.arguments(ProfileUpdateSchema)
 @blp.response(200, UserSchema)
+@blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_credentials`")
+@blp.alt_response(409, response="CONFLICT", description="`email_taken`")
 def update_me(changes: dict[str, Any]) -> User:
-    """Update the caller's profile."""
+    """Update the caller's profile; a new email is mailed a confirmation link first."""
     return users.update_profile(user=current_user, changes=changes)
 
 
@@ -108,3 +112,20 @@ def update_user(changes: dict[str, Any], user_id: uuid.UUID) -> User:
 def delete_user(user_id: uuid.UUID) -> None:
     """Delete a user and their sessions."""
     users.admin_delete(user_id=user_id)
+
+
+@blp.route("/me/export", methods=["GET"])
+@auth_required
+@blp.response(200, AccountExportSchema)
+def export_me() -> AccountExport:
+    """Download everything Warden holds about the caller: profile, sessions, events."""
+    return users.export_account(user=current_user)
+
+
+@blp.route("/me/events", methods=["GET"])
+@auth_required
+@blp.arguments(EventQuerySchema, location="query")
+@blp.response(200, EventPageSchema)
+def my_events(query: dict[str, Any]) -> EventPage:
+    """The caller's own security activity, newest first."""
+    return audit.search(user_id=current_user.id, limit=query["limit"], before=query.get("cursor"))

@@ -1,0 +1,40 @@
+"""Who and where the current request comes from, for logs and the audit trail.
+
+The API layer binds these values; services and logging read them without importing Flask.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Facts about the request being served (all None outside a request)."""
+
+    request_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    user_id: str | None = None
+
+
+_current: ContextVar[RequestContext] = ContextVar(
+    "request_context",
+    default=RequestContext(),  # noqa: B039 - frozen, so sharing the default is safe
+)
+
+
+def current() -> RequestContext:
+    """The context of the request being served."""
+    return _current.get()
+
+
+def bind(**fields: str | None) -> None:
+    """Set some fields of the current context."""
+    _current.set(replace(_current.get(), **fields))
+
+
+def clear() -> None:
+    """Forget the context at the end of a request."""
+    _current.set(RequestContext())

@@ -1,0 +1,87 @@
+"""Work done off the request path: an RQ job with Redis, else after the response is sent."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from functools import partial
+from typing import Any
+
+from flask import Flask, current_app
+from redis.exceptions import RedisError
+from rq import Queue, Retry
+
+from project.extensions import redis_client
+
+logger = logging.getLogger("warden.tasks")
+
+QUEUE_NAME = "warden"
+# RQ retries a failed job after 10 s, 30 s, 1 min, 5 min and 15 min, then keeps it in its
+# failed-job registry: a failed send is never silently dropped.
+JOB_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
+LOCAL_ATTEMPTS = 3
+
+_pending: ContextVar[list[Callable[[], None]] | None] = ContextVar("pending_tasks", default=None)
+
+
+def queue() -> Queue | None:
+    """The current app's job queue, or None without Redis."""
+    connection = redis_client.queue_connection
+    return None if connection is None else Queue(QUEUE_NAME, connection=connection)
+
+
+def defer(func: Callable[..., Any], *args: Any) -> None:
+    """Run ``func(*args)`` without making the caller wait for it.
+
+    With Redis it becomes an RQ job (durable, retried by the worker process). Without, it
+    runs in this process after the response has been sent, retried a few times; outside a
+    request it runs now.
+    """
+    jobs = queue()
+    if jobs is not None:
+        try:
+            jobs.enqueue(func, *args, retry=JOB_RETRY, job_timeout=60)
+            return
+        except RedisError as exc:
+            logger.warning("job queue unavailable, running locally: %s", type(exc).__name__)
+    call = partial(run_with_retries, current_app._get_current_object(), func, args)  # type: ignore[attr-defined]
+    pending = _pending.get()
+    if pending is None:
+        call()
+    else:
+        pending.append(call)
+
+
+def run_with_retries(app: Flask, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """Run a task inside an app context, retrying with backoff; log (never raise) a failure."""
+    name = getattr(func, "__name__", "task")
+    for attempt in range(1, LOCAL_ATTEMPTS + 1):
+        try:
+            with app.app_context():
+                func(*args)
+            return
+        except Exception as exc:  # any failure is retried, then logged
+            logger.warning("task %s failed (attempt %d): %s", name, attempt, type(exc).__name__)
+            if attempt < LOCAL_ATTEMPTS:
+                time.sleep(2 ** (attempt - 1))
+    logger.error("task %s failed after %d attempts", name, LOCAL_ATTEMPTS)
+
+
+def begin_request() -> list[Callable[[], None]]:
+    """Start collecting the tasks this request defers; return the list to run later."""
+    pending: list[Callable[[], None]] = []
+    _pending.set(pending)
+    return pending
+
+
+def end_request() -> None:
+    """Stop collecting; tasks deferred from now on run at once."""
+    _pending.set(None)
+
+
+def run_all(pending: list[Callable[[], None]]) -> None:
+    """Run collected tasks (called once the response is closed)."""
+    while pending:
+        pending.pop(0)()

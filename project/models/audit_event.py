@@ -1,0 +1,37 @@
+"""The security audit trail."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from project.extensions import Base
+from project.models.types import UTCDateTime, utcnow
+
+
+class AuditEvent(Base):
+    """Who did what to whom, when and from where.
+
+    No foreign keys on purpose: the trail outlives the accounts it mentions.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_user_id_occurred_at", "user_id", "occurred_at", "id"),
+        Index("ix_audit_events_event_type_occurred_at", "event_type", "occurred_at"),
+        Index("ix_audit_events_occurred_at_id", "occurred_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event_type: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

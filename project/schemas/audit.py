@@ -1,0 +1,76 @@
+"""Schemas for the audit trail and the account export."""
+
+from marshmallow import Schema, fields, validate
+
+from project.schemas.fields import Cursor
+from project.schemas.users import UserSchema
+from project.services.audit import EVENT_TYPES
+
+
+class EventSchema(Schema):
+    """A security event as its subject sees it."""
+
+    id = fields.UUID()
+    occurred_at = fields.DateTime(format="iso")
+    event_type = fields.String(metadata={"example": "login.succeeded"})
+    actor_id = fields.UUID(allow_none=True)
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    details = fields.Dict()
+
+
+class AdminEventSchema(EventSchema):
+    """A security event as an admin sees it."""
+
+    user_id = fields.UUID(allow_none=True)
+    request_id = fields.String(allow_none=True)
+
+
+class EventQuerySchema(Schema):
+    """Paging through one's own events."""
+
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = Cursor(metadata={"description": "next_cursor from the previous page"})
+
+
+class AdminEventQuerySchema(EventQuerySchema):
+    """Filters for the admin audit search."""
+
+    user_id = fields.UUID()
+    type = fields.String(validate=validate.OneOf(EVENT_TYPES))
+    since = fields.AwareDateTime(format="iso", metadata={"description": "inclusive, ISO 8601"})
+    until = fields.AwareDateTime(format="iso", metadata={"description": "exclusive, ISO 8601"})
+
+
+class EventPageSchema(Schema):
+    """One page of events, newest first."""
+
+    items = fields.List(fields.Nested(EventSchema))
+    next_cursor = Cursor(attribute="next_key", allow_none=True)
+
+
+class AdminEventPageSchema(Schema):
+    """One page of events for admins, newest first."""
+
+    items = fields.List(fields.Nested(AdminEventSchema))
+    next_cursor = Cursor(attribute="next_key", allow_none=True)
+
+
+class ExportSessionSchema(Schema):
+    """A session in the export, ended ones included."""
+
+    id = fields.UUID()
+    created_at = fields.DateTime(format="iso")
+    last_used_at = fields.DateTime(format="iso")
+    expires_at = fields.DateTime(format="iso")
+    revoked_at = fields.DateTime(format="iso", allow_none=True)
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+
+
+class AccountExportSchema(Schema):
+    """Everything Warden holds about the caller."""
+
+    profile = fields.Nested(UserSchema)
+    sessions = fields.List(fields.Nested(ExportSessionSchema))
+    security_events = fields.List(fields.Nested(EventSchema))

@@ -1,0 +1,120 @@
+"""The audit trail: one row per security-relevant action, in the action's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from project.core import context
+from project.extensions import db
+from project.models import AuditEvent
+from project.models.types import utcnow
+from project.repositories.audit_events import AuditEventRepository, AuditFilters
+
+EVENT_TYPES = (
+    "user.registered",
+    "login.succeeded",
+    "login.failed",
+    "login.throttled",
+    "session.revoked",
+    "logout",
+    "token.reuse_detected",
+    "password.changed",
+    "password.reset_requested",
+    "password.reset",
+    "email.verification_sent",
+    "email.verified",
+    "email.change_requested",
+    "email.changed",
+    "user.updated",
+    "role.changed",
+    "user.deactivated",
+    "user.deleted",
+)
+
+EventKey = tuple[datetime, uuid.UUID]
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of events, newest first, and the key to continue (None at the end)."""
+
+    items: list[AuditEvent]
+    next_key: EventKey | None
+
+
+def record(
+    event_type: str,
+    *,
+    user_id: uuid.UUID | None,
+    actor_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Add an event to the current transaction; the caller's commit writes it.
+
+    The actor defaults to the authenticated caller. ``details`` must never hold secrets.
+    """
+    assert event_type in EVENT_TYPES, event_type
+    current = context.current()
+    if actor_id is None and current.user_id:
+        actor_id = uuid.UUID(current.user_id)
+    AuditEventRepository().add(
+        AuditEvent(
+            event_type=event_type,
+            user_id=user_id,
+            actor_id=actor_id,
+            ip=current.ip,
+            user_agent=current.user_agent,
+            request_id=current.request_id,
+            details=details or {},
+        )
+    )
+
+
+def record_now(event_type: str, **fields: Any) -> None:
+    """Record an event that has no other change to ride with, and commit it."""
+    record(event_type, **fields)
+    db.session.commit()
+
+
+def list_events(*, filters: AuditFilters, limit: int, before: EventKey | None) -> EventPage:
+    """Return one page of events, newest first."""
+    rows = AuditEventRepository().page(filters=filters, limit=limit + 1, before=before)
+    items = rows[:limit]
+    next_key = (items[-1].occurred_at, items[-1].id) if len(rows) > limit else None
+    return EventPage(items=items, next_key=next_key)
+
+
+def search(
+    *,
+    limit: int,
+    before: EventKey | None = None,
+    user_id: uuid.UUID | None = None,
+    event_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> EventPage:
+    """Admin search over the whole trail."""
+    filters = AuditFilters(user_id=user_id, event_type=event_type, since=since, until=until)
+    return list_events(filters=filters, limit=limit, before=before)
+
+
+def all_events_for(user_id: uuid.UUID) -> list[AuditEvent]:
+    """Every event about a user, newest first (for the account export)."""
+    events: list[AuditEvent] = []
+    before = None
+    while True:
+        page = list_events(filters=AuditFilters(user_id=user_id), limit=500, before=before)
+        events += page.items
+        if page.next_key is None:
+            return events
+        before = page.next_key
+
+
+def prune(*, older_than_days: int) -> int:
+    """Delete events older than the retention period; return how many."""
+    deleted = AuditEventRepository().delete_older_than(utcnow() - timedelta(days=older_than_days))
+    db.session.commit()
+    return deleted

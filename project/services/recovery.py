@@ -1,0 +1,61 @@
+"""Forgotten passwords: request a reset link, then set a new password with it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from flask import current_app
+
+from project.core import context, errors, security
+from project.core.emails import normalize_email
+from project.core.tasks import defer
+from project.extensions import db
+from project.models import TokenPurpose
+from project.repositories import UserRepository
+from project.services import audit, notifications, one_time_tokens
+from project.services.auth import check_password_policy
+from project.services.sessions import end_sessions, publish_revocations
+
+
+def request_reset(*, email: str) -> None:
+    """Accept a reset request without revealing whether the account exists.
+
+    All the work, lookup included, happens in a job: the request costs the same for a
+    known and an unknown address, so its timing tells nothing.
+    """
+    defer(send_reset_link, email, asdict(context.current()))
+
+
+def send_reset_link(email: str, request_context: dict[str, str | None]) -> None:
+    """Job: mail a reset link if an active account has this address."""
+    context.bind(**request_context)
+    user = UserRepository().get_by_email(normalize_email(email))
+    if user is None or not user.is_active:
+        return
+    token = one_time_tokens.issue(
+        user.id, TokenPurpose.RESET_PASSWORD, ttl=int(current_app.config["RESET_TOKEN_TTL"])
+    )
+    audit.record("password.reset_requested", user_id=user.id, actor_id=user.id)
+    db.session.commit()
+    notifications.password_reset(to=user.email, token=token)
+
+
+def reset_password(*, token: str, new_password: str) -> None:
+    """Set a new password with a reset token; every session of the user ends."""
+    found = one_time_tokens.find(token, TokenPurpose.RESET_PASSWORD)
+    user = UserRepository().get(found.user_id)
+    if user is None or not user.is_active:
+        raise errors.InvalidOneTimeToken("This link is invalid or has expired.")
+    # Check the policy before using the token up, so a weak choice can be corrected.
+    check_password_policy(new_password, email=user.email_normalized, field="new_password")
+    one_time_tokens.consume(found)
+    user.password_hash = security.hash_password(
+        new_password, rounds=int(current_app.config["BCRYPT_ROUNDS"])
+    )
+    user.token_version += 1
+    one_time_tokens.void_all(user.id)
+    revoked = end_sessions(user.id)
+    audit.record("password.reset", user_id=user.id, actor_id=user.id)
+    db.session.commit()
+    publish_revocations(revoked)
+    notifications.password_changed(to=user.email)

@@ -1,0 +1,92 @@
+"""Email verification and email change confirmation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from flask import current_app
+
+from project.core import context, errors
+from project.core.emails import normalize_email
+from project.core.tasks import defer
+from project.extensions import db
+from project.models import TokenPurpose, User
+from project.repositories import UserRepository
+from project.services import audit, notifications, one_time_tokens
+
+
+def start_verification(user: User) -> str:
+    """Issue a verification token and record it (no commit); return the raw token to mail."""
+    token = one_time_tokens.issue(
+        user.id, TokenPurpose.VERIFY_EMAIL, ttl=int(current_app.config["VERIFY_TOKEN_TTL"])
+    )
+    audit.record("email.verification_sent", user_id=user.id, actor_id=user.id)
+    return token
+
+
+def verify(*, token: str) -> None:
+    """Redeem a verification or email-change token."""
+    found = one_time_tokens.find(token, TokenPurpose.VERIFY_EMAIL, TokenPurpose.CHANGE_EMAIL)
+    user = UserRepository().get(found.user_id)
+    if user is None:
+        raise errors.InvalidOneTimeToken("This link is invalid or has expired.")
+    if found.purpose is TokenPurpose.CHANGE_EMAIL:
+        _apply_email_change(user, str(found.data["new_email"]))
+    else:
+        user.email_verified = True
+        audit.record("email.verified", user_id=user.id, actor_id=user.id)
+    one_time_tokens.consume(found)
+    db.session.commit()
+
+
+def _apply_email_change(user: User, new_email: str) -> None:
+    users = UserRepository()
+    normalized = normalize_email(new_email)
+    other = users.get_by_email(normalized)
+    if other is not None and other.id != user.id:
+        raise errors.EmailTaken("Another account took this address meanwhile.")
+    old_email = user.email
+    user.email, user.email_normalized, user.email_verified = new_email, normalized, True
+    # Links mailed to the old address must not work any more.
+    one_time_tokens.void_all(user.id)
+    audit.record(
+        "email.changed",
+        user_id=user.id,
+        actor_id=user.id,
+        details={"from": old_email, "to": new_email},
+    )
+
+
+def request_email_change(*, user: User, new_email: str) -> None:
+    """Mail a confirmation link to the new address and a notice to the old one."""
+    normalized = normalize_email(new_email)
+    if normalized == user.email_normalized:
+        return
+    if UserRepository().get_by_email(normalized) is not None:
+        raise errors.EmailTaken("An account with this email already exists.")
+    token = one_time_tokens.issue(
+        user.id,
+        TokenPurpose.CHANGE_EMAIL,
+        ttl=int(current_app.config["EMAIL_CHANGE_TOKEN_TTL"]),
+        data={"new_email": new_email.strip()},
+    )
+    audit.record("email.change_requested", user_id=user.id, details={"to": new_email.strip()})
+    db.session.commit()
+    notifications.email_change_confirmation(to=new_email.strip(), token=token)
+    notifications.email_change_notice(to=user.email, new_email=new_email.strip())
+
+
+def request_resend(*, email: str) -> None:
+    """Queue a new verification mail; the caller learns nothing about the address."""
+    defer(resend_verification, email, asdict(context.current()))
+
+
+def resend_verification(email: str, request_context: dict[str, str | None]) -> None:
+    """Job: mail a fresh verification link if the account exists and is unverified."""
+    context.bind(**request_context)
+    user = UserRepository().get_by_email(normalize_email(email))
+    if user is None or user.email_verified or not user.is_active:
+        return
+    token = start_verification(user)
+    db.session.commit()
+    notifications.verification(to=user.email, token=token)
