@@ -6,7 +6,7 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from marshmallow import ValidationError
 from rq import SimpleWorker
 
@@ -53,6 +53,7 @@ def prune_audit(days: int | None) -> None:
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def run_worker(burst: bool) -> None:
     """Run the RQ worker that sends mail and other deferred jobs (needs REDIS_URL)."""

@@ -14,16 +14,74 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis.exceptions import RedisError
+from rq import SimpleWorker
 from sqlalchemy import create_engine, make_url, text
 
 from config import TestingConfig, database_url, engine_options
 from project import create_app
+from project.core import tasks
 from project.extensions import db, limiter, redis_client
 from project.models import Role, User
 from project.services import auth as auth_service
+from tests.mailbox import Mailbox, start_smtp_server
 
 PASSWORD = "correct horse battery staple"
 _counter = itertools.count()
+
+
+class BufferedClient(FlaskClient):
+    """A test client that closes each response, as a WSGI server does.
+
+    Closing runs the work an app defers until after the response (mail without Redis).
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+def build_app(config: TestingConfig) -> Flask:
+    """An app from the factory with the buffered test client."""
+    application = create_app(config)
+    application.test_client_class = BufferedClient
+    return application
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server for the whole run; every app created by the tests sends to it."""
+    controller, box = start_smtp_server()
+    settings = {
+        "MAIL_BACKEND": "smtp",
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(controller.port),
+        "MAIL_USE_TLS": "false",
+        "FRONTEND_URL": "https://app.example.com",
+    }
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    yield box
+    controller.stop()
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def inbox(mailbox: Mailbox) -> Mailbox:
+    """The SMTP server's mailbox, emptied for this test."""
+    mailbox.clear()
+    return mailbox
+
+
+def run_jobs(application: Flask) -> None:
+    """Let a real RQ worker run the queued jobs (no-op without Redis: they already ran)."""
+    with application.app_context():
+        jobs = tasks.queue()
+        if jobs is not None:
+            SimpleWorker([jobs], connection=jobs.connection).work(burst=True)
 
 
 def make_config(**overrides: Any) -> TestingConfig:
@@ -70,7 +128,7 @@ def app_factory(empty_database_url: str) -> Iterator[Callable[..., Flask]]:
             SQLALCHEMY_ENGINE_OPTIONS=engine_options(empty_database_url),
             **overrides,
         )
-        application = create_app(config)
+        application = build_app(config)
         if not apps:
             with application.app_context():
                 db.create_all()
@@ -96,7 +154,7 @@ def register_and_login(client: FlaskClient, email: str, password: str = PASSWORD
 @pytest.fixture(scope="session")
 def app() -> Iterator[Flask]:
     """The application under test, with a fresh schema."""
-    application = create_app(make_config())
+    application = build_app(make_config())
     with application.app_context():
         db.drop_all()
         db.create_all()

@@ -30,12 +30,12 @@ def verify(*, token: str) -> None:
     user = UserRepository().get(found.user_id)
     if user is None:
         raise errors.InvalidOneTimeToken("This link is invalid or has expired.")
+    one_time_tokens.consume(found)
     if found.purpose is TokenPurpose.CHANGE_EMAIL:
         _apply_email_change(user, str(found.data["new_email"]))
     else:
         user.email_verified = True
         audit.record("email.verified", user_id=user.id, actor_id=user.id)
-    one_time_tokens.consume(found)
     db.session.commit()
 
 

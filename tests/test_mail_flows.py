@@ -1,0 +1,313 @@
+"""Verification, password reset and email change, end to end through a real SMTP server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+
+from project.extensions import db
+from project.models import AuditEvent, OneTimeToken, User
+from project.models.types import utcnow
+from tests.conftest import PASSWORD, assert_problem, bearer, run_jobs
+from tests.mailbox import Mailbox
+
+Login = Callable[..., dict[str, Any]]
+
+
+def events_for(app: Flask, email: str) -> list[str]:
+    """Audit event types about the user with this email, oldest first."""
+    with app.app_context():
+        user = db.session.scalars(select(User).where(User.email_normalized == email.lower())).one()
+        rows = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.user_id == user.id).order_by(AuditEvent.occurred_at)
+        )
+        return [row.event_type for row in rows]
+
+
+def register(app: Flask, client: FlaskClient, email: str) -> dict[str, Any]:
+    """Register through the API and let the job queue run."""
+    response = client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 201, response.json
+    run_jobs(app)
+    return response.json  # type: ignore[no-any-return]
+
+
+def test_registration_mails_a_verification_link_that_works_once(
+    app: Flask, client: FlaskClient, inbox: Mailbox
+) -> None:
+    register(app, client, "Verify.Me@example.com")
+    mail = inbox.wait_for("Verify.Me@example.com", "Confirm your email")
+    assert mail.message["From"] == "Warden <no-reply@localhost>"
+    assert "https://app.example.com/verify-email?token=" in mail.text
+    assert f"token={mail.token}" in mail.html and "<a href=" in mail.html
+    assert len(mail.token) >= 43  # 32 random bytes, base64url
+
+    assert client.post("/api/v1/auth/verify-email", json={"token": mail.token}).status_code == 204
+    tokens = client.post(
+        "/api/v1/auth/login", json={"email": "verify.me@example.com", "password": PASSWORD}
+    ).json
+    assert client.get("/api/v1/users/me", headers=bearer(tokens["access_token"])).json[
+        "email_verified"
+    ]
+    reused = client.post("/api/v1/auth/verify-email", json={"token": mail.token})
+    assert_problem(reused, 400, "invalid_token")
+    assert_problem(
+        client.post("/api/v1/auth/verify-email", json={"token": "x" * 43}), 400, "invalid_token"
+    )
+    assert events_for(app, "verify.me@example.com")[:3] == [
+        "user.registered",
+        "email.verification_sent",
+        "email.verified",
+    ]
+
+
+def test_tokens_are_stored_only_as_hashes(app: Flask, client: FlaskClient, inbox: Mailbox) -> None:
+    register(app, client, "hashes@example.com")
+    token = inbox.wait_for("hashes@example.com", "Confirm").token
+    with app.app_context():
+        stored = db.session.scalars(select(OneTimeToken)).all()
+    assert len(stored) == 1
+    assert stored[0].token_hash != token and len(stored[0].token_hash) == 64
+    assert token not in str(stored[0].data)
+
+
+def test_resend_answers_alike_and_voids_the_previous_link(
+    app: Flask, client: FlaskClient, inbox: Mailbox
+) -> None:
+    register(app, client, "resend@example.com")
+    first = inbox.wait_for("resend@example.com", "Confirm").token
+    known = client.post("/api/v1/auth/verify-email/resend", json={"email": "resend@example.com"})
+    unknown = client.post("/api/v1/auth/verify-email/resend", json={"email": "nobody@example.com"})
+    assert known.status_code == unknown.status_code == 202
+    assert known.json == unknown.json
+    run_jobs(app)
+    inbox_for = inbox.messages("resend@example.com")
+    assert len(inbox_for) == 2
+    second = inbox_for[-1].token
+    assert inbox.messages("nobody@example.com") == []
+    assert_problem(
+        client.post("/api/v1/auth/verify-email", json={"token": first}), 400, "invalid_token"
+    )
+    assert client.post("/api/v1/auth/verify-email", json={"token": second}).status_code == 204
+
+
+def test_required_verification_blocks_login_until_confirmed(
+    app_factory: Callable[..., Flask], inbox: Mailbox
+) -> None:
+    app = app_factory(REQUIRE_VERIFIED_EMAIL=True)
+    client = app.test_client()
+    register(app, client, "strict@example.com")
+    login = {"email": "strict@example.com", "password": PASSWORD}
+    assert_problem(client.post("/api/v1/auth/login", json=login), 403, "email_not_verified")
+    token = inbox.wait_for("strict@example.com", "Confirm").token
+    assert client.post("/api/v1/auth/verify-email", json={"token": token}).status_code == 204
+    assert client.post("/api/v1/auth/login", json=login).status_code == 200
+
+
+def test_password_reset_end_to_end(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login, inbox: Mailbox
+) -> None:
+    user = make_user(email="forgetful@example.com")
+    phone, laptop = login(user.email), login(user.email)
+    known = client.post("/api/v1/auth/password/forgot", json={"email": "Forgetful@example.com"})
+    unknown = client.post("/api/v1/auth/password/forgot", json={"email": "stranger@example.com"})
+    assert known.status_code == unknown.status_code == 202
+    assert known.json == unknown.json
+    run_jobs(app)
+    mail = inbox.wait_for("forgetful@example.com", "Reset your password")
+    assert "https://app.example.com/reset-password?token=" in mail.text
+    assert inbox.messages("stranger@example.com") == []
+
+    reset = client.post(
+        "/api/v1/auth/password/reset",
+        json={"token": mail.token, "new_password": "a fresh long secret"},
+    )
+    assert reset.status_code == 204
+    run_jobs(app)
+    inbox.wait_for("forgetful@example.com", "Your password was changed")
+    # Every session ended: access and refresh tokens alike.
+    for tokens in (phone, laptop):
+        assert_problem(
+            client.get("/api/v1/users/me", headers=bearer(tokens["access_token"])),
+            401,
+            "token_revoked",
+        )
+        assert_problem(
+            client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])),
+            401,
+            "token_revoked",
+        )
+    login(user.email, "a fresh long secret")
+    again = client.post(
+        "/api/v1/auth/password/reset",
+        json={"token": mail.token, "new_password": "yet another secret"},
+    )
+    assert_problem(again, 400, "invalid_token")
+    assert {"password.reset_requested", "password.reset"} <= set(events_for(app, user.email))
+
+
+def test_a_weak_new_password_does_not_burn_the_reset_link(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], inbox: Mailbox
+) -> None:
+    user = make_user(email="weakling@example.com")
+    client.post("/api/v1/auth/password/forgot", json={"email": user.email})
+    run_jobs(app)
+    token = inbox.wait_for(user.email, "Reset").token
+    weak = client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "new_password": "password1"}
+    )
+    assert "new_password" in assert_problem(weak, 422, "weak_password")["errors"]
+    ok = client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "new_password": "a good one at last"}
+    )
+    assert ok.status_code == 204
+
+
+def test_expired_reset_links_fail_like_wrong_ones(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], inbox: Mailbox
+) -> None:
+    user = make_user(email="late@example.com")
+    client.post("/api/v1/auth/password/forgot", json={"email": user.email})
+    run_jobs(app)
+    token = inbox.wait_for(user.email, "Reset").token
+    with app.app_context():
+        db.session.execute(update(OneTimeToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    expired = client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "new_password": "too late now!"}
+    )
+    wrong = client.post(
+        "/api/v1/auth/password/reset", json={"token": "nope", "new_password": "too late now!"}
+    )
+    assert (
+        assert_problem(expired, 400, "invalid_token")["detail"]
+        == assert_problem(wrong, 400, "invalid_token")["detail"]
+    )
+
+
+def test_a_password_change_voids_outstanding_reset_links(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login, inbox: Mailbox
+) -> None:
+    user = make_user(email="changer@example.com")
+    client.post("/api/v1/auth/password/forgot", json={"email": user.email})
+    run_jobs(app)
+    token = inbox.wait_for(user.email, "Reset").token
+    tokens = login(user.email)
+    changed = client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "changed in between"},
+        headers=bearer(tokens["access_token"]),
+    )
+    assert changed.status_code == 204
+    stale = client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "new_password": "hijack attempt!"}
+    )
+    assert_problem(stale, 400, "invalid_token")
+    run_jobs(app)
+    inbox.wait_for(user.email, "Your password was changed")
+
+
+def test_email_change_needs_the_password_and_confirmation(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login, inbox: Mailbox
+) -> None:
+    user = make_user(email="old.address@example.com")
+    make_user(email="taken.address@example.com")
+    headers = bearer(login(user.email)["access_token"])
+    missing = client.patch(
+        "/api/v1/users/me", json={"email": "new.address@example.com"}, headers=headers
+    )
+    assert "current_password" in assert_problem(missing, 422, "validation_error")["errors"]
+    wrong = client.patch(
+        "/api/v1/users/me",
+        json={"email": "new.address@example.com", "current_password": "not it at all"},
+        headers=headers,
+    )
+    assert_problem(wrong, 401, "invalid_credentials")
+    taken = client.patch(
+        "/api/v1/users/me",
+        json={"email": "Taken.Address@example.com", "current_password": PASSWORD},
+        headers=headers,
+    )
+    assert_problem(taken, 409, "email_taken")
+
+    response = client.patch(
+        "/api/v1/users/me",
+        json={"email": "New.Address@example.com", "current_password": PASSWORD},
+        headers=headers,
+    )
+    assert response.status_code == 200
+    assert response.json["email"] == "old.address@example.com"  # not until confirmed
+    run_jobs(app)
+    confirm = inbox.wait_for("New.Address@example.com", "Confirm your new email")
+    notice = inbox.wait_for("old.address@example.com", "being changed")
+    assert "New.Address@example.com" in notice.text
+    assert (
+        client.post("/api/v1/auth/verify-email", json={"token": confirm.token}).status_code == 204
+    )
+    me = client.get("/api/v1/users/me", headers=headers).json
+    assert me["email"] == "New.Address@example.com" and me["email_verified"] is True
+    login("new.address@example.com")
+    assert_problem(
+        client.post(
+            "/api/v1/auth/login", json={"email": "old.address@example.com", "password": PASSWORD}
+        ),
+        401,
+        "invalid_credentials",
+    )
+    assert {"email.change_requested", "email.changed"} <= set(
+        events_for(app, "new.address@example.com")
+    )
+
+
+def test_enumeration_safe_registration(app_factory: Callable[..., Flask], inbox: Mailbox) -> None:
+    app = app_factory(REGISTRATION_ENUMERATION_SAFE=True)
+    client = app.test_client()
+    new = client.post(
+        "/api/v1/auth/register", json={"email": "quiet@example.com", "password": PASSWORD}
+    )
+    taken = client.post(
+        "/api/v1/auth/register", json={"email": "QUIET@example.com", "password": PASSWORD}
+    )
+    assert new.status_code == taken.status_code == 202
+    assert new.json == taken.json
+    run_jobs(app)
+    inbox.wait_for("quiet@example.com", "Confirm your email")
+    inbox.wait_for("QUIET@example.com", "You already have an account")
+
+
+def test_export_and_own_events(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login, inbox: Mailbox
+) -> None:
+    user, other = make_user(), make_user()
+    login(other.email)
+    first = login(user.email)
+    tokens = login(user.email)
+    client.post("/api/v1/auth/logout", headers=bearer(first["access_token"]))
+    export = client.get("/api/v1/users/me/export", headers=bearer(tokens["access_token"]))
+    assert export.status_code == 200
+    body = export.json
+    assert body["profile"]["id"] == str(user.id)
+    assert len(body["sessions"]) == 2
+    assert sum(1 for session in body["sessions"] if session["revoked_at"]) == 1
+    types = [event["event_type"] for event in body["security_events"]]
+    assert types.count("login.succeeded") == 2 and "logout" in types
+    assert "password_hash" not in export.get_data(as_text=True)
+
+    page = client.get(
+        "/api/v1/users/me/events", query_string={"limit": 2}, headers=bearer(tokens["access_token"])
+    )
+    assert page.status_code == 200 and len(page.json["items"]) == 2
+    assert page.json["items"][0]["event_type"] == "logout"  # newest first
+    rest = client.get(
+        "/api/v1/users/me/events",
+        query_string={"limit": 50, "cursor": page.json["next_cursor"]},
+        headers=bearer(tokens["access_token"]),
+    ).json
+    seen = page.json["items"] + rest["items"]
+    assert len({event["id"] for event in seen}) == len(seen) == len(types)
+    assert rest["next_cursor"] is None
