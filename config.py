@@ -115,6 +115,7 @@ class Config:
         if self.LOG_FORMAT not in ("json", "console"):
             raise ConfigError("LOG_FORMAT must be json or console")
         self.PORT = _int(env, "PORT", 8000)
+        self.METRICS_TOKEN = env.get("METRICS_TOKEN") or None
         self.WEB_CONCURRENCY = _int(env, "WEB_CONCURRENCY", 2, minimum=1)
 
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
@@ -206,10 +207,16 @@ class Config:
 
 def engine_options(url: str) -> dict[str, Any]:
     """Return engine options suited to the database behind ``url``."""
+    # Error messages never carry bound parameters (emails, hashes) into logs.
     if url.startswith("postgresql"):
-        # Fail fast instead of hanging when the database is unreachable.
-        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 2}}
-    return {}
+        # Fail fast instead of hanging when the database is unreachable or saturated.
+        return {
+            "pool_pre_ping": True,
+            "pool_timeout": 2,
+            "hide_parameters": True,
+            "connect_args": {"connect_timeout": 2},
+        }
+    return {"hide_parameters": True}
 
 
 class DevelopmentConfig(Config):

@@ -1,24 +1,77 @@
 """gunicorn settings, read from the same environment as the app (Heroku style)."""
 
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from config import ConfigError, load_config
+# Metrics are shared by the workers through files; the directory must be known before any
+# project module (and so prometheus-client) is imported, here and in every worker.
+PROMETHEUS_DIR = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    str(Path(tempfile.gettempdir()) / f"warden-prometheus-{os.environ.get('PORT', '8000')}"),
+)
+os.makedirs(PROMETHEUS_DIR, exist_ok=True)
+
+from config import ConfigError, load_config  # noqa: E402
 
 # Refuse to start, in one line, when the configuration is unsafe (before any worker boots).
 try:
-    load_config()
+    settings = load_config()
 except ConfigError as exc:
     sys.exit(f"warden: configuration error: {exc}")
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = settings.WEB_CONCURRENCY
 worker_class = "sync"
 timeout = 30
-graceful_timeout = 25  # Heroku sends SIGKILL 30 s after SIGTERM
+# Heroku sends SIGKILL 30 s after SIGTERM; in-flight requests get 25 s to finish.
+graceful_timeout = 25
 keepalive = 5
-accesslog = None  # the app writes one JSON line per request itself
+# The app writes one JSON line per request itself; GUNICORN_ACCESS_LOG=1 adds gunicorn's.
+accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG") else None
 errorlog = "-"
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Trust X-Forwarded-Proto only when the app trusts proxies for X-Forwarded-For too.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or (
+    "*" if settings.TRUSTED_PROXIES else "127.0.0.1"
+)
+
+_FORMATTER = "console" if settings.LOG_FORMAT == "console" else "json"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "project.core.logging.JsonFormatter"},
+        "console": {"()": "project.core.logging.ConsoleFormatter"},
+    },
+    "filters": {"context": {"()": "project.core.logging.ContextFilter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": _FORMATTER,
+            "filters": ["context"],
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"handlers": ["stderr"], "level": settings.LOG_LEVEL},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": settings.LOG_LEVEL, "propagate": False},
+        "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+def on_starting(server: object) -> None:
+    """Start with an empty metrics directory: samples of earlier runs must not count."""
+    shutil.rmtree(PROMETHEUS_DIR, ignore_errors=True)
+    os.makedirs(PROMETHEUS_DIR, exist_ok=True)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Tell prometheus-client a worker died, so its live gauges stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

@@ -10,11 +10,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, ConfigError, load_config
 from project import cli, models
-from project.api import errors, health, middleware, v1, wellknown
+from project.api import errors, health, metrics, middleware, v1, wellknown
 from project.api.auth import register_jwt_callbacks
 from project.core.keys import KeySet
 from project.core.logging import configure_logging as configure_log_output
 from project.extensions import api, cors, db, jwt, limiter, migrate, redis_client
+from project.repositories.user_cache import install_invalidation
 
 __all__ = ["create_app", "models"]
 
@@ -57,6 +58,7 @@ def trust_proxies(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """Bind every extension to ``app``."""
     db.init_app(app)
+    install_invalidation()
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
             if db.engine.url.database not in (None, "", ":memory:"):
@@ -100,8 +102,9 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(health.blp)
     api.register_blueprint(wellknown.blp)
     api.register_blueprint(v1.blp)
+    app.register_blueprint(metrics.blp)
     # Probes and discovery documents are polled by machines; never rate limit them.
-    for blueprint in (health.blp, wellknown.blp):
+    for blueprint in (health.blp, wellknown.blp, metrics.blp):
         limiter.exempt(blueprint)
 
 

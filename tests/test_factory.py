@@ -19,7 +19,9 @@ def test_factory_builds_a_testing_app(app: Flask) -> None:
 
 def test_every_api_route_lives_under_v1(app: Flask) -> None:
     rules = {rule.rule for rule in app.url_map.iter_rules()}
-    api_rules = {rule for rule in rules if not rule.startswith(("/health", "/.well-known"))}
+    api_rules = {
+        rule for rule in rules if not rule.startswith(("/health", "/.well-known", "/metrics"))
+    }
     assert all(rule.startswith("/api/v1/") for rule in api_rules)
     assert "/api/v1/auth/register" in rules
     assert "/api/v1/users/<uuid:user_id>" in rules

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 from project import create_app
@@ -16,10 +18,11 @@ def test_live(client: FlaskClient) -> None:
     assert response.json["status"] == "ok"
 
 
-def test_ready_when_the_database_answers(client: FlaskClient) -> None:
+def test_ready_when_every_dependency_answers(app: Flask, client: FlaskClient) -> None:
     response = client.get("/health/ready")
     assert response.status_code == 200
-    assert response.json["checks"] == {"database": "ok"}
+    expected = {"database": "ok"} | ({"redis": "ok"} if app.config["REDIS_URL"] else {})
+    assert response.json["checks"] == expected
 
 
 def test_not_ready_when_the_database_is_down() -> None:
@@ -28,6 +31,7 @@ def test_not_ready_when_the_database_is_down() -> None:
     config = make_config(
         SQLALCHEMY_DATABASE_URI=url,
         SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}},
+        REDIS_URL=None,
     )
     client = create_app(config).test_client()
     started = time.monotonic()
@@ -41,3 +45,13 @@ def test_not_ready_when_the_database_is_down() -> None:
         "/api/v1/auth/login", json={"email": "a@example.com", "password": "whatever1"}
     )
     assert_problem(login, 503, "service_unavailable")
+
+
+def test_not_ready_when_redis_is_down(app_factory: Callable[..., Flask]) -> None:
+    client = app_factory(REDIS_URL="redis://:s3cret@127.0.0.1:1/0").test_client()
+    started = time.monotonic()
+    response = client.get("/health/ready")
+    assert time.monotonic() - started < 3
+    body = assert_problem(response, 503, "not_ready")
+    assert body["checks"] == {"database": "ok", "redis": "fail"}
+    assert "s3cret" not in response.get_data(as_text=True)

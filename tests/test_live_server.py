@@ -1,108 +1,41 @@
-"""The Procfile's release and web lines, run for real: gunicorn serving over HTTP."""
+"""The Procfile's processes run for real: gunicorn with two workers, the RQ worker, honcho."""
 
 from __future__ import annotations
 
-import json
-import os
-import shlex
 import signal
-import socket
-import subprocess
-import sys
+import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-PASSWORD = "a live server password"
+from tests.live import BIN, Deployment, call, flush_redis, production_env
+from tests.mailbox import Mailbox
+
+PASSWORD = "a walk in the park at dawn"
 
 pytestmark = pytest.mark.live
 
 
-def _procfile(process: str) -> list[str]:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        if name.strip() == process:
-            return shlex.split(command.strip())
-    raise AssertionError(f"no {process} line in the Procfile")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def call(
-    base: str, method: str, path: str, body: Any = None, token: str | None = None
-) -> tuple[int, Any]:
-    """Send one JSON request; return the status and the decoded body."""
-    request = urllib.request.Request(base + path, method=method)
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, data=data, timeout=10) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 @pytest.fixture
-def live_server(empty_database_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """Run release then web from the Procfile in production mode; yield the URL and log file."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "APP_ENV": "production",
-        "SECRET_KEY": "k" * 40,
-        "JWT_SECRET_KEY": "j" * 40,
-        "DATABASE_URL": empty_database_url,
-        "BCRYPT_ROUNDS": "4",
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "WEB_CONCURRENCY": "2",
-        "MAIL_BACKEND": "console",
-    }
-    subprocess.run(
-        _procfile("release"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=120
-    )
-    log = tmp_path / "web.log"
-    with log.open("w") as sink:
-        server = subprocess.Popen(
-            _procfile("web"), cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if call(base, "GET", "/health/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise AssertionError("server did not become ready:\n" + log.read_text())
-        yield base, log
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+def deployment(empty_database_url: str, tmp_path: Path) -> Iterator[Deployment]:
+    """A migrated production deployment; processes are started by each test."""
+    deploy = Deployment(env=production_env(empty_database_url), folder=tmp_path)
+    flush_redis(deploy.env)
+    deploy.release()
+    yield deploy
+    deploy.stop_all()
+    flush_redis(deploy.env)
 
 
-def test_a_new_user_journey_over_http(live_server: tuple[str, Path]) -> None:
-    base, log = live_server
+def test_a_new_user_journey_over_http(deployment: Deployment) -> None:
+    deployment.start("web")
+    deployment.wait_ready()
+    base = deployment.base
     status, user = call(
         base,
         "POST",
@@ -118,7 +51,7 @@ def test_a_new_user_journey_over_http(live_server: tuple[str, Path]) -> None:
     assert status == 200 and me["id"] == user["id"]
     status, rotated = call(base, "POST", "/api/v1/auth/refresh", token=tokens["refresh_token"])
     assert status == 200
-    # Many requests spread over both workers: revocation is decided by shared state only.
+    # Requests spread over both workers: revocation is decided by shared state only.
     assert call(base, "POST", "/api/v1/auth/logout", token=rotated["access_token"])[0] == 204
     for _ in range(6):
         status, problem = call(base, "GET", "/api/v1/users/me", token=rotated["access_token"])
@@ -126,12 +59,129 @@ def test_a_new_user_journey_over_http(live_server: tuple[str, Path]) -> None:
     status, problem = call(base, "GET", "/api/v1/nothing")
     assert status == 404 and problem["code"] == "not_found"
 
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    requests = [line for line in lines if line.get("logger") == "warden.request"]
-    assert len(requests) >= 11
-    assert all(
-        {"request_id", "method", "path", "status", "duration_ms"} <= set(line) for line in requests
+
+def _samples(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def test_metrics_add_up_across_workers(deployment: Deployment) -> None:
+    web = deployment.start("web")
+    deployment.wait_ready()
+    base = deployment.base
+    # Concurrent requests keep both sync workers busy, so both serve some of them.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda _: call(base, "GET", "/health/live")[0], range(40)))
+    assert statuses == [200] * 40
+    for index in range(3):
+        call(
+            base,
+            "POST",
+            "/api/v1/auth/login",
+            {"email": f"nobody{index}@example.com", "password": "wrong pass"},
+        )
+    status, text = call(base, "GET", "/metrics")
+    assert status == 200
+    assert (
+        _samples(
+            text, "warden_http_requests_total", route="/health/live", method="GET", status="200"
+        )
+        == 40
     )
-    text = log.read_text()
-    for secret in (PASSWORD, tokens["access_token"], tokens["refresh_token"]):
-        assert secret not in text
+    assert _samples(text, "warden_logins_total", result="failed") == 3
+    assert _samples(text, "warden_http_request_duration_seconds_count", route="/health/live") == 40
+    # The requests really were spread over both workers, and their counts were summed.
+    pids = {line["pid"] for line in web.json_lines() if line.get("path") == "/health/live"}
+    assert len(pids) == 2
+
+
+def test_sigterm_drains_in_flight_requests(deployment: Deployment) -> None:
+    deployment.env["BCRYPT_ROUNDS"] = "15"  # about two seconds of hashing: a slow request
+    web = deployment.start("web")
+    deployment.wait_ready()
+    result: dict[str, Any] = {}
+
+    def slow_register() -> None:
+        result["response"] = call(
+            deployment.base,
+            "POST",
+            "/api/v1/auth/register",
+            {"email": "slow@example.com", "password": PASSWORD},
+            timeout=30,
+        )
+
+    thread = threading.Thread(target=slow_register)
+    thread.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    assert web.stop(signal.SIGTERM, timeout=30) == 0
+    thread.join(timeout=30)
+    assert result["response"][0] == 201, result
+    assert time.monotonic() - started < 25
+
+
+def test_honcho_runs_the_web_line(deployment: Deployment) -> None:
+    deployment.start("honcho", [str(BIN / "honcho"), "start", "web", "-p", str(deployment.port)])
+    deployment.wait_ready()
+    status, body = call(deployment.base, "GET", "/health/ready")
+    assert status == 200 and body["checks"]["database"] == "ok"
+
+
+def test_no_secret_reaches_any_log(deployment: Deployment, inbox: Mailbox) -> None:
+    deployment.start("web")
+    if deployment.env.get("REDIS_URL"):
+        deployment.start("worker")
+    deployment.wait_ready()
+    base = deployment.base
+    email = "secretive@example.com"
+    assert (
+        call(base, "POST", "/api/v1/auth/register", {"email": email, "password": PASSWORD})[0]
+        == 201
+    )
+    _, tokens = call(base, "POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD})
+    _, rotated = call(base, "POST", "/api/v1/auth/refresh", token=tokens["refresh_token"])
+    assert call(base, "POST", "/api/v1/auth/password/forgot", {"email": email})[0] == 202
+    reset_mail = inbox.wait_for(email, "Reset your password", timeout=30)
+    new_password = "the new secret words"
+    reset = call(
+        base,
+        "POST",
+        "/api/v1/auth/password/reset",
+        {"token": reset_mail.token, "new_password": new_password},
+    )
+    assert reset[0] == 204
+    failing = call(
+        base,
+        "GET",
+        "/api/v1/users/me",
+        headers={
+            "Authorization": "Bearer forged-bearer-value-123",
+            "Cookie": "access_token_cookie=cookie-value-456",
+        },
+    )
+    assert failing[0] == 401
+    call(base, "POST", "/api/v1/auth/login", {"email": email, "password": "wrong-password-789"})
+    time.sleep(0.5)
+    logs = deployment.logs()
+    assert '"logger": "warden.request"' in logs  # the logs were captured
+    secrets = [
+        PASSWORD,
+        new_password,
+        "wrong-password-789",
+        tokens["access_token"],
+        tokens["refresh_token"],
+        rotated["access_token"],
+        rotated["refresh_token"],
+        reset_mail.token,
+        "reset-password?token=",
+        "forged-bearer-value-123",
+        "cookie-value-456",
+    ]
+    for secret in secrets:
+        assert secret not in logs, secret
+    for line in filter(None, logs.splitlines()):
+        assert line.startswith("{"), line  # every line, gunicorn's and RQ's included, is JSON

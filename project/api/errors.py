@@ -10,7 +10,7 @@ from flask_jwt_extended.exceptions import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from project.core import errors
+from project.core import errors, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ def handle_http_exception(error: HTTPException) -> Response:
     if code not in HTTP_ERRORS:
         return problem_response(errors.HttpError(error.description), headers, status=code)
     error_class = HTTP_ERRORS[code]
+    if code == 429:
+        metrics.RATE_LIMITED.inc()
     detail = error.description if error_class is not errors.BadRequest else None
     return problem_response(error_class(detail), headers)
 

@@ -28,5 +28,5 @@ def live() -> dict[str, object]:
 @blp.response(200, HealthSchema)
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE", description="`not_ready`")
 def ready() -> dict[str, object]:
-    """Answer 200 when the database (and later Redis) can serve requests."""
+    """Answer 200 when the database and, when configured, Redis can serve requests."""
     return {"status": "ok", "checks": health.readiness()}

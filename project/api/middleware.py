@@ -11,7 +11,7 @@ from functools import partial
 
 from flask import Flask, Response, current_app, g, request
 
-from project.core import context, tasks
+from project.core import context, metrics, tasks
 from project.extensions import limiter
 
 logger = logging.getLogger("warden.request")
@@ -48,15 +48,17 @@ def finish_request(response: Response) -> Response:
         response.call_on_close(partial(tasks.run_all, pending))
     if current_app.config["HSTS"]:
         response.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+    route = request.url_rule.rule if request.url_rule else "<unmatched>"
+    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+    metrics.HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+    metrics.HTTP_LATENCY.labels(route, request.method).observe(elapsed)
     logger.info(
         "request",
         extra={
             "method": request.method,
             "path": request.path,
             "status": response.status_code,
-            "duration_ms": round(
-                (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2
-            ),
+            "duration_ms": round(elapsed * 1000, 2),
         },
     )
     return response

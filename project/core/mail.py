@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 from flask import current_app, render_template
 
+from project.core import metrics
+
 logger = logging.getLogger("warden.mail")
 
 
@@ -97,5 +99,10 @@ def backend_for(config: Mapping[str, Any]) -> MailBackend:
 
 def deliver(message: dict[str, str]) -> None:
     """Send one message with the configured backend (the job behind every mail)."""
-    backend_for(current_app.config).send(Message(**message))
+    try:
+        backend_for(current_app.config).send(Message(**message))
+    except Exception:
+        metrics.MAILS.labels("failed").inc()
+        raise
+    metrics.MAILS.labels("sent").inc()
     logger.info("mail sent", extra={"mail_subject": message["subject"]})

@@ -13,7 +13,8 @@ from flask import Flask, current_app
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 
-from project.extensions import redis_client
+from project.core import context
+from project.extensions import db, redis_client
 
 logger = logging.getLogger("warden.tasks")
 
@@ -32,7 +33,16 @@ def queue() -> Queue | None:
     return None if connection is None else Queue(QUEUE_NAME, connection=connection)
 
 
-def defer(func: Callable[..., Any], *args: Any) -> None:
+def run_job(func: Callable[..., Any], *args: Any) -> None:
+    """Run one queued job in a clean state: own database session, no leftover context."""
+    try:
+        func(*args)
+    finally:
+        db.session.remove()
+        context.clear()
+
+
+def defer(func: Callable[..., Any], *args: Any, description: str | None = None) -> None:
     """Run ``func(*args)`` without making the caller wait for it.
 
     With Redis it becomes an RQ job (durable, retried by the worker process). Without, it
@@ -42,7 +52,15 @@ def defer(func: Callable[..., Any], *args: Any) -> None:
     jobs = queue()
     if jobs is not None:
         try:
-            jobs.enqueue(func, *args, retry=JOB_RETRY, job_timeout=60)
+            # The description is what RQ logs: never the arguments, which may hold links.
+            jobs.enqueue(
+                run_job,
+                func,
+                *args,
+                retry=JOB_RETRY,
+                job_timeout=60,
+                description=description or getattr(func, "__qualname__", "task"),
+            )
             return
         except RedisError as exc:
             logger.warning("job queue unavailable, running locally: %s", type(exc).__name__)

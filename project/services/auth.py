@@ -8,7 +8,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from project.core import errors, security
+from project.core import errors, metrics, security
 from project.core.emails import normalize_email
 from project.core.passwords import password_problems
 from project.core.tokens import TokenPair, issue_token_pair, new_token_id
@@ -17,6 +17,7 @@ from project.models import Session, User
 from project.models.types import utcnow
 from project.repositories import SessionRepository, UserRepository
 from project.repositories.session_state import SessionStateCache
+from project.repositories.user_cache import UserCache
 from project.services import audit, notifications, verification
 from project.services.client import ClientInfo
 from project.services.sessions import publish_revocations
@@ -89,6 +90,7 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
     retry_after = guard.retry_after()
     if retry_after:
         audit.record_now("login.throttled", user_id=_user_id_of(normalized))
+        metrics.LOGIN_THROTTLED.inc()
         raise errors.LoginThrottled(
             "Too many failed logins; try again later.",
             headers={"Retry-After": str(retry_after)},
@@ -99,6 +101,7 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
         security.burn_verify(password, rounds=_rounds())
     if user is None or not security.verify_password(password, user.password_hash):
         guard.record_failure()
+        metrics.LOGINS.labels("failed").inc()
         audit.record_now(
             "login.failed",
             user_id=user.id if user else None,
@@ -117,6 +120,8 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
     tokens = _open_session(user, client)
     audit.record("login.succeeded", user_id=user.id, actor_id=user.id)
     db.session.commit()
+    metrics.LOGINS.labels("succeeded").inc()
+    metrics.TOKENS_ISSUED.labels("login").inc()
     return tokens
 
 
@@ -172,6 +177,7 @@ def refresh(*, session_id: uuid.UUID, jti: str, client: ClientInfo) -> TokenPair
     session, user = found
     if rotated:
         db.session.commit()
+        metrics.TOKENS_ISSUED.labels("refresh").inc()
         return _issue(user, session_id, new_jti)
     if not session.is_active_at(now):
         raise errors.TokenRevoked("This session has ended.")
@@ -188,7 +194,8 @@ def refresh(*, session_id: uuid.UUID, jti: str, client: ClientInfo) -> TokenPair
         details={"session_id": str(session_id)},
     )
     db.session.commit()
-    publish_revocations(revoked)
+    publish_revocations(revoked, cause="reuse_detected")
+    metrics.REFRESH_REUSE.inc()
     raise errors.RefreshTokenReused("This refresh token was already used; the session ended.")
 
 
@@ -202,23 +209,31 @@ def _within_reuse_interval(session: Session, jti: str) -> bool:
 def authenticate(*, user_id: uuid.UUID, session_id: uuid.UUID, token_version: int | None) -> User:
     """Return the active user behind a token, or raise TokenRevoked.
 
-    Redis answers "is this session revoked?" for every instance; without Redis, or when it
-    does not know, the database does. ``token_version`` None skips the version check
-    (refresh tokens carry none).
+    Redis answers "is this session revoked?" for every instance and holds a copy of the
+    user, so a warm request asks the database nothing; without Redis, or when it does not
+    know, the database answers in one query. ``token_version`` None skips the version
+    check (refresh tokens carry none). The user returned may be a detached copy without
+    its password hash: use cases that change a user load it themselves.
     """
     cache = SessionStateCache()
     state = cache.lookup(session_id)
     if state is False:
         raise errors.TokenRevoked("This session has ended.")
+    users = UserCache()
     user: User | None
     if state is True:
-        user = UserRepository().get(user_id)
+        user = users.get(user_id)
+        if user is None:
+            user = UserRepository().get(user_id)
+            if user is not None:
+                users.put(user)
     else:
         found = SessionRepository().get_with_user(session_id)
         if found is None or not found[0].is_active_at(utcnow()) or found[1].id != user_id:
             raise errors.TokenRevoked("This session has ended.")
         user = found[1]
         cache.remember_active(session_id)
+        users.put(user)
     if user is None or not user.is_active:
         raise errors.TokenRevoked("This session has ended.")
     if token_version is not None and token_version != user.token_version:

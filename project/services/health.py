@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from project.core import errors
-from project.repositories.health import DatabaseProbe
+from project.repositories.health import DatabaseProbe, RedisProbe
 
 logger = logging.getLogger(__name__)
 
 
 def check_database() -> bool:
-    """Whether the database answers a trivial query."""
+    """Whether the database answers a trivial query in time."""
     probe = DatabaseProbe()
     try:
         probe.ping()
@@ -24,10 +25,26 @@ def check_database() -> bool:
         return False
 
 
+def check_redis() -> bool | None:
+    """Whether Redis answers PING in time; None when no Redis is configured."""
+    probe = RedisProbe()
+    if not probe.configured:
+        return None
+    try:
+        probe.ping()
+        return True
+    except RedisError as exc:
+        logger.warning("readiness: redis check failed: %s", type(exc).__name__)
+        return False
+
+
 def readiness() -> dict[str, str]:
     """Return each check's state, or raise NotReady naming the failed ones."""
     checks = {"database": "ok" if check_database() else "fail"}
-    if any(state != "ok" for state in checks.values()):
-        failed = ", ".join(name for name, state in checks.items() if state != "ok")
-        raise errors.NotReady(f"Failed checks: {failed}.", checks=checks)
+    redis_ok = check_redis()
+    if redis_ok is not None:
+        checks["redis"] = "ok" if redis_ok else "fail"
+    failed = [name for name, state in checks.items() if state != "ok"]
+    if failed:
+        raise errors.NotReady(f"Failed checks: {', '.join(failed)}.", checks=checks)
     return checks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+from project.core import metrics
 from project.core.mail import deliver, render_message
 from project.core.tasks import defer
 
@@ -14,7 +15,8 @@ def _link(path: str, token: str) -> str:
 
 def _send(template: str, *, to: str, subject: str, **context: object) -> None:
     message = render_message(template, to=to, subject=subject, **context)
-    defer(deliver, message.as_dict())
+    defer(deliver, message.as_dict(), description=f"mail: {template}")
+    metrics.MAILS.labels("queued").inc()
 
 
 def verification(*, to: str, token: str) -> None:

@@ -57,5 +57,5 @@ def reset_password(*, token: str, new_password: str) -> None:
     revoked = end_sessions(user.id)
     audit.record("password.reset", user_id=user.id, actor_id=user.id)
     db.session.commit()
-    publish_revocations(revoked)
+    publish_revocations(revoked, cause="password_reset")
     notifications.password_changed(to=user.email)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from flask import current_app
 
-from project.core import errors
+from project.core import errors, metrics
 from project.extensions import db
 from project.models.types import utcnow
 from project.repositories import SessionRepository
@@ -37,8 +37,9 @@ class ActiveSession:
     current: bool
 
 
-def publish_revocations(session_ids: list[uuid.UUID]) -> None:
+def publish_revocations(session_ids: list[uuid.UUID], *, cause: str) -> None:
     """Tell every instance, through Redis, that these sessions ended (after the commit)."""
+    metrics.REVOCATIONS.labels(cause).inc(len(session_ids))
     config = current_app.config
     ttl = int(config["ACCESS_TOKEN_TTL"]) + int(config["JWT_DECODE_LEEWAY"])
     SessionStateCache().mark_revoked(session_ids, ttl=ttl)
@@ -73,7 +74,7 @@ def revoke_session(*, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
     revoked = repository.revoke([session_id], now=utcnow())
     audit.record("session.revoked", user_id=user_id, details={"session_id": str(session_id)})
     db.session.commit()
-    publish_revocations(revoked)
+    publish_revocations(revoked, cause="session_revoked")
 
 
 def logout(*, user_id: uuid.UUID, session_id: uuid.UUID, scope: LogoutScope) -> None:
@@ -87,4 +88,4 @@ def logout(*, user_id: uuid.UUID, session_id: uuid.UUID, scope: LogoutScope) -> 
         "logout", user_id=user_id, details={"scope": scope.value, "sessions": len(revoked)}
     )
     db.session.commit()
-    publish_revocations(revoked)
+    publish_revocations(revoked, cause=f"logout_{scope.value}")

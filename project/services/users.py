@@ -30,8 +30,9 @@ class UserPage:
     next_key: PageKey | None
 
 
-def update_profile(*, user: User, changes: dict[str, Any]) -> User:
+def update_profile(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
     """Change the caller's profile; a new email needs the password and a confirmation."""
+    user = get_user(user_id)
     if "email" in changes:
         _check_password(user, changes["current_password"])
     if "full_name" in changes and changes["full_name"] != user.full_name:
@@ -49,12 +50,13 @@ def _check_password(user: User, password: str) -> None:
 
 
 def change_password(
-    *, user: User, current_password: str, new_password: str, session_id: uuid.UUID
+    *, user_id: uuid.UUID, current_password: str, new_password: str, session_id: uuid.UUID
 ) -> None:
     """Set a new password, end every other session, and void every access token issued.
 
     The caller's own session survives: its refresh token still works.
     """
+    user = get_user(user_id)
     _check_password(user, current_password)
     check_password_policy(new_password, email=user.email_normalized, field="new_password")
     rounds = int(current_app.config["BCRYPT_ROUNDS"])
@@ -64,7 +66,7 @@ def change_password(
     one_time_tokens.void_all(user.id)
     audit.record("password.changed", user_id=user.id, details={"sessions_ended": len(revoked)})
     db.session.commit()
-    publish_revocations(revoked)
+    publish_revocations(revoked, cause="password_change")
     notifications.password_changed(to=user.email)
 
 
@@ -73,11 +75,12 @@ def _delete(user: User) -> None:
     audit.record("user.deleted", user_id=user.id, details={"email": user.email})
     UserRepository().delete(user)
     db.session.commit()
-    publish_revocations(session_ids)
+    publish_revocations(session_ids, cause="deletion")
 
 
-def delete_account(*, user: User, password: str) -> None:
+def delete_account(*, user_id: uuid.UUID, password: str) -> None:
     """Delete the caller's account and its sessions, after checking the password."""
+    user = get_user(user_id)
     _check_password(user, password)
     _ensure_not_last_admin(user, leaving=True)
     _delete(user)
@@ -160,7 +163,7 @@ def admin_update(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
     if deactivated:
         revoked = end_sessions(user.id)
     db.session.commit()
-    publish_revocations(revoked)
+    publish_revocations(revoked, cause="deactivation")
     return user
 
 
@@ -180,8 +183,9 @@ class AccountExport:
     security_events: list[Any]
 
 
-def export_account(*, user: User) -> AccountExport:
+def export_account(*, user_id: uuid.UUID) -> AccountExport:
     """Gather the caller's data for download."""
+    user = get_user(user_id)
     return AccountExport(
         profile=user,
         sessions=SessionRepository().all_for_user(user.id),

@@ -44,7 +44,7 @@ def get_me() -> User:
 @blp.alt_response(409, response="CONFLICT", description="`email_taken`")
 def update_me(changes: dict[str, Any]) -> User:
     """Update the caller's profile; a new email is mailed a confirmation link first."""
-    return users.update_profile(user=current_user, changes=changes)
+    return users.update_profile(user_id=current_user.id, changes=changes)
 
 
 @blp.route("/me", methods=["DELETE"])
@@ -54,7 +54,7 @@ def update_me(changes: dict[str, Any]) -> User:
 @blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_credentials`")
 def delete_me(data: dict[str, Any]) -> None:
     """Delete the caller's account and every session; the password confirms it."""
-    users.delete_account(user=current_user, password=data["password"])
+    users.delete_account(user_id=current_user.id, password=data["password"])
 
 
 @blp.route("/me/password", methods=["POST"])
@@ -65,7 +65,7 @@ def delete_me(data: dict[str, Any]) -> None:
 def change_password(data: dict[str, Any]) -> None:
     """Change the caller's password; other sessions end and access tokens must be refreshed."""
     users.change_password(
-        user=current_user,
+        user_id=current_user.id,
         current_password=data["current_password"],
         new_password=data["new_password"],
         session_id=current_session_id(),
@@ -119,7 +119,7 @@ def delete_user(user_id: uuid.UUID) -> None:
 @blp.response(200, AccountExportSchema)
 def export_me() -> AccountExport:
     """Download everything Warden holds about the caller: profile, sessions, events."""
-    return users.export_account(user=current_user)
+    return users.export_account(user_id=current_user.id)
 
 
 @blp.route("/me/events", methods=["GET"])

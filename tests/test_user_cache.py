@@ -1,0 +1,130 @@
+"""The user cache: warm requests skip the database; every change is seen at once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import event, update
+
+from project.extensions import db
+from project.models import Role, User
+from tests.conftest import PASSWORD, assert_problem, bearer, make_config
+
+Login = Callable[..., dict[str, Any]]
+needs_redis = pytest.mark.skipif(not make_config().REDIS_URL, reason="needs TEST_REDIS_URL")
+
+
+@contextmanager
+def counted_statements(app: Flask) -> Iterator[list[str]]:
+    """Collect the SQL statements the app runs inside the block."""
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_sql_statements_per_authenticated_request(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    headers = bearer(login(make_user().email)["access_token"])
+    assert client.get("/api/v1/users/me", headers=headers).status_code == 200  # warms the cache
+    with counted_statements(app) as statements:
+        assert client.get("/api/v1/users/me", headers=headers).status_code == 200
+    # With Redis: none (session state and user both come from Redis).
+    # Without Redis: one query joining the session and its user.
+    expected = 0 if app.config["REDIS_URL"] else 1
+    assert len(statements) == expected, statements
+
+
+@needs_redis
+def test_a_demoted_admin_is_refused_on_the_next_request(
+    app_factory: Callable[..., Flask],
+) -> None:
+    first, second = app_factory().test_client(), app_factory().test_client()
+    for email in ("boss@example.com", "deputy@example.com"):
+        first.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    app = app_factory()
+    with app.app_context():
+        db.session.execute(update(User).values(role=Role.ADMIN))
+        db.session.commit()
+    boss = first.post(
+        "/api/v1/auth/login", json={"email": "boss@example.com", "password": PASSWORD}
+    ).json
+    deputy = second.post(
+        "/api/v1/auth/login", json={"email": "deputy@example.com", "password": PASSWORD}
+    ).json
+    deputy_headers = bearer(deputy["access_token"])
+    # Warm the deputy's cache entry on the second instance.
+    assert second.get("/api/v1/users", headers=deputy_headers).status_code == 200
+    assert second.get("/api/v1/users", headers=deputy_headers).status_code == 200
+    deputy_id = second.get("/api/v1/users/me", headers=deputy_headers).json["id"]
+    demoted = first.patch(
+        f"/api/v1/users/{deputy_id}", json={"role": "user"}, headers=bearer(boss["access_token"])
+    )
+    assert demoted.status_code == 200
+    assert_problem(second.get("/api/v1/users", headers=deputy_headers), 401, "token_revoked")
+
+
+@needs_redis
+def test_profile_changes_are_visible_at_once_through_the_cache(
+    client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    headers = bearer(login(make_user().email)["access_token"])
+    client.get("/api/v1/users/me", headers=headers)
+    client.patch("/api/v1/users/me", json={"full_name": "Fresh Name"}, headers=headers)
+    assert client.get("/api/v1/users/me", headers=headers).json["full_name"] == "Fresh Name"
+
+
+def test_metrics_endpoint_counts_requests_by_route(
+    client: FlaskClient, user_headers: dict[str, str]
+) -> None:
+    def value(name: str, **labels: str) -> float:
+        text = client.get("/metrics").get_data(as_text=True)
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return sample.value
+        return 0.0
+
+    before = value(
+        "warden_http_requests_total",
+        route="/api/v1/users/<uuid:user_id>",
+        method="GET",
+        status="403",
+    )
+    client.get(f"/api/v1/users/{uuid.uuid4()}", headers=user_headers)
+    client.get(f"/api/v1/users/{uuid.uuid4()}", headers=user_headers)
+    after = value(
+        "warden_http_requests_total",
+        route="/api/v1/users/<uuid:user_id>",
+        method="GET",
+        status="403",
+    )
+    assert after - before == 2  # labelled by the route rule, not the raw path
+
+
+def test_metrics_token(app_factory: Callable[..., Flask]) -> None:
+    client = app_factory(METRICS_TOKEN="scrape-me-please").test_client()
+    assert_problem(client.get("/metrics"), 401, "authorization_required")
+    assert_problem(client.get("/metrics", headers=bearer("wrong")), 401, "authorization_required")
+    response = client.get("/metrics", headers=bearer("scrape-me-please"))
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    assert b"warden_logins_total" in response.data
