@@ -7,15 +7,25 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 from jwt import PyJWK, PyJWTError
+from limits import parse_many
 
 BASE_DIR = Path(__file__).resolve().parent
 MIN_SECRET_BYTES = 32
 ENVIRONMENTS = ("development", "testing", "production")
 ASYMMETRIC_ALGORITHMS = ("RS256", "EdDSA")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+RATELIMIT_SETTINGS = (
+    "RATELIMIT_DEFAULT",
+    "RATELIMIT_LOGIN",
+    "RATELIMIT_REGISTER",
+    "RATELIMIT_REFRESH",
+    "RATELIMIT_PASSWORD",
+    "RATELIMIT_EMAIL",
+)
 
 
 class ConfigError(RuntimeError):
@@ -139,7 +149,8 @@ class Config:
         self.JWT_ACCESS_COOKIE_PATH = "/"
         self.JWT_REFRESH_COOKIE_PATH = "/api/v1/auth/refresh"
         self.JWT_ACCESS_CSRF_COOKIE_PATH = "/"
-        self.JWT_REFRESH_CSRF_COOKIE_PATH = "/api/v1/auth/refresh"
+        # Sent to /auth/refresh and /auth/csrf, so a reloaded page can fetch it again.
+        self.JWT_REFRESH_CSRF_COOKIE_PATH = "/api/v1/auth"
         self.JWT_SESSION_COOKIE = False
 
         self.RATELIMIT_ENABLED = _bool(env, "RATELIMIT_ENABLED", True)
@@ -152,6 +163,8 @@ class Config:
         # If Redis fails, count in process memory rather than refusing every request.
         self.RATELIMIT_SWALLOW_ERRORS = True
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+        # Like Warden's own Redis client: a sick Redis must not stall requests.
+        self.RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
         self.RATELIMIT_DEFAULT = env.get("RATELIMIT_DEFAULT") or "300 per minute"
         self.RATELIMIT_LOGIN = env.get("RATELIMIT_LOGIN") or "10 per minute;100 per hour"
         self.RATELIMIT_REGISTER = env.get("RATELIMIT_REGISTER") or "5 per minute;50 per hour"
@@ -180,6 +193,7 @@ class Config:
         self.MAIL_FROM = env.get("MAIL_FROM") or "Warden <no-reply@localhost>"
         self.MAIL_TIMEOUT = _int(env, "MAIL_TIMEOUT", 10, minimum=1)
         self.FRONTEND_URL = (env.get("FRONTEND_URL") or "http://localhost:3000").rstrip("/")
+        self.FRONTEND_URL_SET = bool(env.get("FRONTEND_URL"))
         self.REQUIRE_VERIFIED_EMAIL = _bool(env, "REQUIRE_VERIFIED_EMAIL", False)
         self.REGISTRATION_ENUMERATION_SAFE = _bool(env, "REGISTRATION_ENUMERATION_SAFE", False)
         self.VERIFY_TOKEN_TTL = _int(env, "VERIFY_TOKEN_TTL", 86_400, minimum=60)
@@ -203,6 +217,13 @@ class Config:
         """Raise ConfigError when the settings are unsafe for this environment."""
         if self.MAIL_BACKEND == "smtp" and not self.MAIL_SERVER:
             raise ConfigError("MAIL_SERVER is required when MAIL_BACKEND is smtp")
+        if self.REDIS_URL and urlsplit(self.REDIS_URL).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        for name in RATELIMIT_SETTINGS:
+            try:
+                parse_many(getattr(self, name))
+            except ValueError:
+                raise ConfigError(f"{name} is not a valid limit, e.g. '10 per minute'") from None
 
 
 def engine_options(url: str) -> dict[str, Any]:
@@ -270,6 +291,11 @@ class ProductionConfig(Config):
                 raise ConfigError(f"{name} must be at least {MIN_SECRET_BYTES} bytes")
             if value == self.DEFAULT_SECRET:
                 raise ConfigError(f"{name} must not be the development placeholder")
+        if self.MAIL_BACKEND == "console":
+            # The console backend logs message bodies, reset links included.
+            raise ConfigError("MAIL_BACKEND=console would log reset links; use smtp in production")
+        if not self.FRONTEND_URL_SET:
+            raise ConfigError("FRONTEND_URL is required in production (mailed links point there)")
         super().validate()
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
-from flask import Flask
+from flask import Blueprint, Flask
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -106,6 +107,7 @@ def register_blueprints(app: Flask) -> None:
     # Probes and discovery documents are polled by machines; never rate limit them.
     for blueprint in (health.blp, wellknown.blp, metrics.blp):
         limiter.exempt(blueprint)
+    limiter.exempt(cast(Blueprint, app.blueprints["api-docs"]))
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -8,7 +8,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from marshmallow import ValidationError
-from rq import SimpleWorker
+from redis import Redis
+from rq import Queue, SimpleWorker
 
 from project.core import tasks
 from project.core.errors import AppError
@@ -34,7 +35,8 @@ def create_admin(email: str, password_stdin: bool) -> None:
     except ValidationError as exc:
         raise click.ClickException(_first_messages(exc.messages)) from None
     except AppError as exc:
-        raise click.ClickException(exc.detail) from None
+        reasons = exc.extra.get("errors", {}).get("password", [])
+        raise click.ClickException(" ".join([exc.detail, *reasons])) from None
     click.echo(f"Created admin {user.email} ({user.id})")
 
 
@@ -64,7 +66,9 @@ def run_worker(burst: bool) -> None:
         )
     # SimpleWorker runs jobs in this process, inside the app context the command set up;
     # forking per job would share the database connection pool across processes.
-    worker = SimpleWorker([jobs], connection=jobs.connection)
+    # The worker blocks on the queue for long stretches: no short socket timeout here.
+    connection = Redis.from_url(current_app.config["REDIS_URL"])
+    worker = SimpleWorker([Queue(jobs.name, connection=connection)], connection=connection)
     worker.work(burst=burst, with_scheduler=True, logging_level=current_app.config["LOG_LEVEL"])
 
 

@@ -1,6 +1,6 @@
 """Extension objects, created unbound; ``create_app`` binds them to an app."""
 
-from flask import current_app
+from flask import current_app, request
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
@@ -39,4 +39,6 @@ redis_client = RedisClient()
 limiter = Limiter(
     key_func=get_remote_address,
     default_limits=[lambda: str(current_app.config["RATELIMIT_DEFAULT"])],
+    # CORS preflights carry no credentials and do no work: they never count.
+    default_limits_exempt_when=lambda: request.method == "OPTIONS",
 )

@@ -99,6 +99,7 @@ def test_production_accepts_strong_secrets() -> None:
             "SECRET_KEY": STRONG,
             "JWT_SECRET_KEY": "j" * 40,
             "MAIL_SERVER": "smtp.example.com",
+            "FRONTEND_URL": "https://app.example.com",
         }
     )
     assert config.JWT_SECRET_KEY == "j" * 40
@@ -140,3 +141,26 @@ def test_flask_commands_refuse_bad_config_in_one_line() -> None:
     assert result.returncode != 0
     assert "warden: configuration error: JWT_SECRET_KEY is required in production" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RATELIMIT_LOGIN": "lots"}, "RATELIMIT_LOGIN"),
+        ({"RATELIMIT_DEFAULT": "10 per fortnight"}, "RATELIMIT_DEFAULT"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
+        ({"MAIL_BACKEND": "smtp"}, "MAIL_SERVER"),
+        ({"MAIL_BACKEND": "pigeon"}, "MAIL_BACKEND"),
+    ],
+)
+def test_more_bad_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{message}"):
+        load_config(env)
+
+
+def test_production_refuses_the_console_mail_backend_and_a_missing_frontend() -> None:
+    base = {"APP_ENV": "production", "SECRET_KEY": STRONG, "JWT_SECRET_KEY": STRONG}
+    with pytest.raises(ConfigError, match="MAIL_BACKEND=console"):
+        load_config({**base, "MAIL_BACKEND": "console"})
+    with pytest.raises(ConfigError, match="FRONTEND_URL"):
+        load_config({**base, "MAIL_SERVER": "smtp.example.com"})

@@ -159,3 +159,19 @@ def test_security_headers(app_factory: AppFactory, client: FlaskClient) -> None:
     assert (
         production.get("/health/live").headers["Strict-Transport-Security"].startswith("max-age=")
     )
+
+
+def test_a_reloaded_page_can_read_its_csrf_tokens_again(
+    client: FlaskClient, make_user: Callable[..., User]
+) -> None:
+    assert client.get("/api/v1/auth/csrf").json == {"csrf_token": None, "refresh_csrf_token": None}
+    body = cookie_login(client, make_user().email)
+    again = client.get("/api/v1/auth/csrf").json
+    assert again == {
+        "csrf_token": body["csrf_token"],
+        "refresh_csrf_token": body["refresh_csrf_token"],
+    }
+    renewed = client.post(
+        "/api/v1/auth/refresh", headers={"X-CSRF-TOKEN": again["refresh_csrf_token"]}
+    )
+    assert renewed.status_code == 200

@@ -171,5 +171,6 @@ def test_key_set_configuration_is_validated(tmp_path: Any) -> None:
         "SECRET_KEY": "s" * 32,
         "JWT_SIGNING_KEYS": json.dumps({"keys": [good]}),
         "MAIL_SERVER": "smtp.example.com",
+        "FRONTEND_URL": "https://app.example.com",
     }
     assert load_config(production).JWT_ALGORITHM == "EdDSA"  # no JWT_SECRET_KEY needed

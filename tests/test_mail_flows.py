@@ -311,3 +311,18 @@ def test_export_and_own_events(
     seen = page.json["items"] + rest["items"]
     assert len({event["id"] for event in seen}) == len(seen) == len(types)
     assert rest["next_cursor"] is None
+
+
+def test_a_refused_email_change_leaves_the_profile_untouched(
+    client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    user = make_user(full_name="Before")
+    make_user(email="occupied@example.com")
+    headers = bearer(login(user.email)["access_token"])
+    response = client.patch(
+        "/api/v1/users/me",
+        json={"full_name": "After", "email": "occupied@example.com", "current_password": PASSWORD},
+        headers=headers,
+    )
+    assert_problem(response, 409, "email_taken")
+    assert client.get("/api/v1/users/me", headers=headers).json["full_name"] == "Before"

@@ -181,6 +181,18 @@ def deliver_tokens(pair: TokenPair, *, cookie: bool) -> dict[str, Any] | TokenPa
     }
 
 
+def read_csrf_cookies() -> dict[str, str | None]:
+    """The double-submit values of the browser's cookies (None outside cookie mode).
+
+    Only origins in CORS_ORIGINS may read this response, so another site cannot learn them.
+    """
+    config = current_app.config
+    return {
+        "csrf_token": request.cookies.get(config["JWT_ACCESS_CSRF_COOKIE_NAME"]),
+        "refresh_csrf_token": request.cookies.get(config["JWT_REFRESH_CSRF_COOKIE_NAME"]),
+    }
+
+
 def clear_cookies() -> None:
     """Remove the token cookies from the browser with this response."""
 

@@ -130,8 +130,8 @@ WeakPassword = error(
     "weak_password",
     422,
     "Weak password",
-    "The password is too short or long, among the 100,000 most common breached passwords, "
-    "or contains the email's name; `errors` says which.",
+    "The password is among the 100,000 most common breached passwords or contains the "
+    "email's name; `errors` says which. (Length is checked earlier: validation_error.)",
 )
 RateLimited = error(
     "rate_limited",

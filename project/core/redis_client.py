@@ -27,7 +27,13 @@ class RedisClient:
             )
         app.extensions["redis"] = client
         # RQ pickles job payloads and needs a connection that returns bytes.
-        app.extensions["redis.queue"] = Redis.from_url(url) if url else None
+        app.extensions["redis.queue"] = (
+            Redis.from_url(
+                url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
+            )
+            if url
+            else None
+        )
 
     @property
     def queue_connection(self) -> Redis | None:

@@ -22,7 +22,8 @@ QUEUE_NAME = "warden"
 # RQ retries a failed job after 10 s, 30 s, 1 min, 5 min and 15 min, then keeps it in its
 # failed-job registry: a failed send is never silently dropped.
 JOB_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
-LOCAL_ATTEMPTS = 3
+# Two attempts at MAIL_TIMEOUT (10 s) each stay inside gunicorn's 30 s worker timeout.
+LOCAL_ATTEMPTS = 2
 
 _pending: ContextVar[list[Callable[[], None]] | None] = ContextVar("pending_tasks", default=None)
 

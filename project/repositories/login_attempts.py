@@ -16,6 +16,9 @@ from project.extensions import redis_client
 
 logger = logging.getLogger(__name__)
 
+# Past this many counters, expired ones are swept so memory stays bounded.
+MEMORY_LIMIT = 10_000
+
 
 @dataclass
 class Attempts:
@@ -125,10 +128,17 @@ class MemoryAttemptStore:
 
     def add_failure(self, key: str, *, ttl: int) -> int:
         with self._lock:
+            if len(self._entries) > MEMORY_LIMIT:
+                self._forget_expired()
             live = self._live(key)
             live.failures += 1
             self._entries[key] = (live, time.time() + ttl)
             return live.failures
+
+    def _forget_expired(self) -> None:
+        now = time.time()
+        self._entries = {key: entry for key, entry in self._entries.items() if entry[1] > now}
+        self._marks = {key: until for key, until in self._marks.items() if until > now}
 
     def delete(self, *keys: str) -> None:
         with self._lock:

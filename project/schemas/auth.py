@@ -104,5 +104,12 @@ class AcceptedSchema(Schema):
     """Accepted for processing; the outcome arrives by email."""
 
     detail = fields.String(
-        metadata={"example": "If the address is registered, a mail is on its way."}
+        metadata={"example": "If the address can be used, a mail is on its way."}
     )
+
+
+class CsrfTokensSchema(Schema):
+    """The CSRF tokens of the current cookie session."""
+
+    csrf_token = fields.String(allow_none=True)
+    refresh_csrf_token = fields.String(allow_none=True)

@@ -56,7 +56,8 @@ def record(
 
     The actor defaults to the authenticated caller. ``details`` must never hold secrets.
     """
-    assert event_type in EVENT_TYPES, event_type
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown audit event type {event_type!r}")
     current = context.current()
     if actor_id is None and current.user_id:
         actor_id = uuid.UUID(current.user_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 from flask import current_app
 
@@ -57,23 +57,36 @@ def _apply_email_change(user: User, new_email: str) -> None:
     )
 
 
-def request_email_change(*, user: User, new_email: str) -> None:
-    """Mail a confirmation link to the new address and a notice to the old one."""
+@dataclass(frozen=True)
+class StagedEmailChange:
+    """An email change recorded in the open transaction; mail it after the commit."""
+
+    old_email: str
+    new_email: str
+    token: str
+
+    def notify(self) -> None:
+        """Mail the confirmation link to the new address and a notice to the old one."""
+        notifications.email_change_confirmation(to=self.new_email, token=self.token)
+        notifications.email_change_notice(to=self.old_email, new_email=self.new_email)
+
+
+def stage_email_change(*, user: User, new_email: str) -> StagedEmailChange | None:
+    """Issue a confirmation token for a new address (no commit); None if it is unchanged."""
+    new_email = new_email.strip()
     normalized = normalize_email(new_email)
     if normalized == user.email_normalized:
-        return
+        return None
     if UserRepository().get_by_email(normalized) is not None:
         raise errors.EmailTaken("An account with this email already exists.")
     token = one_time_tokens.issue(
         user.id,
         TokenPurpose.CHANGE_EMAIL,
         ttl=int(current_app.config["EMAIL_CHANGE_TOKEN_TTL"]),
-        data={"new_email": new_email.strip()},
+        data={"new_email": new_email},
     )
-    audit.record("email.change_requested", user_id=user.id, details={"to": new_email.strip()})
-    db.session.commit()
-    notifications.email_change_confirmation(to=new_email.strip(), token=token)
-    notifications.email_change_notice(to=user.email, new_email=new_email.strip())
+    audit.record("email.change_requested", user_id=user.id, details={"to": new_email})
+    return StagedEmailChange(old_email=user.email, new_email=new_email, token=token)
 
 
 def request_resend(*, email: str) -> None:

@@ -17,6 +17,7 @@ from project.api.auth import (
     current_session_id,
     current_token_id,
     deliver_tokens,
+    read_csrf_cookies,
     refresh_token_required,
 )
 from project.api.ratelimits import (
@@ -30,6 +31,7 @@ from project.core.tokens import TokenPair
 from project.models import User
 from project.schemas.auth import (
     AcceptedSchema,
+    CsrfTokensSchema,
     EmailSchema,
     LoginQuerySchema,
     LoginSchema,
@@ -164,3 +166,10 @@ def forgot_password(data: dict[str, Any]) -> dict[str, str]:
 def reset_password(data: dict[str, Any]) -> None:
     """Set a new password with the token from a reset mail; every session ends."""
     recovery.reset_password(token=data["token"], new_password=data["new_password"])
+
+
+@blp.route("/csrf", methods=["GET"])
+@blp.response(200, CsrfTokensSchema)
+def csrf_tokens() -> dict[str, str | None]:
+    """Cookie mode: read the CSRF tokens again, e.g. after a page reload."""
+    return read_csrf_cookies()

@@ -37,6 +37,7 @@ def get_me() -> User:
 
 
 @blp.route("/me", methods=["PATCH"])
+@password_limit
 @auth_required
 @blp.arguments(ProfileUpdateSchema)
 @blp.response(200, UserSchema)
@@ -48,6 +49,7 @@ def update_me(changes: dict[str, Any]) -> User:
 
 
 @blp.route("/me", methods=["DELETE"])
+@password_limit
 @auth_required
 @blp.arguments(AccountDeleteSchema)
 @blp.response(204)
