@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint format install install-dev clean
+.PHONY: run test lint format install install-dev clean docs postman fuzz bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,8 @@ format: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## docs: regenerate docs/openapi.json and docs/errors.md from the code
+docs: install-dev
+	APP_ENV=testing $(BIN)/flask openapi write --format json docs/openapi.json
+	APP_ENV=testing $(BIN)/flask docs errors docs/errors.md

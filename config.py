@@ -212,6 +212,10 @@ class Config:
         self.OPENAPI_JSON_PATH = "openapi.json"
         self.OPENAPI_SWAGGER_UI_PATH = "docs"
         self.OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+        # "Authorize" survives page reloads.
+        self.OPENAPI_SWAGGER_UI_CONFIG = {"persistAuthorization": True}
+        self.OPENAPI_REDOC_PATH = "redoc"
+        self.OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"
 
     def validate(self) -> None:
         """Raise ConfigError when the settings are unsafe for this environment."""

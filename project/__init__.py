@@ -86,9 +86,7 @@ def register_extensions(app: Flask) -> None:
         ],
     )
     api.init_app(app)
-    api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    )
+    api.register_security_schemes()
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
@@ -103,6 +101,8 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(health.blp)
     api.register_blueprint(wellknown.blp)
     api.register_blueprint(v1.blp)
+    for child in v1.DOMAINS:
+        api.spec.tag({"name": child.name, "description": child.description})
     app.register_blueprint(metrics.blp)
     # Probes and discovery documents are polled by machines; never rate limit them.
     for blueprint in (health.blp, wellknown.blp, metrics.blp):

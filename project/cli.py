@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -11,6 +12,7 @@ from marshmallow import ValidationError
 from redis import Redis
 from rq import Queue, SimpleWorker
 
+from project.api.errors import errors_markdown
 from project.core import tasks
 from project.core.errors import AppError
 from project.schemas.auth import RegisterSchema
@@ -72,6 +74,17 @@ def run_worker(burst: bool) -> None:
     worker.work(burst=burst, with_scheduler=True, logging_level=current_app.config["LOG_LEVEL"])
 
 
+docs_cli = AppGroup("docs", help="Generate documentation from the code.")
+
+
+@docs_cli.command("errors")
+@click.argument("output", type=click.Path(dir_okay=False), default="docs/errors.md")
+def write_errors(output: str) -> None:
+    """Write the error code catalogue (docs/errors.md)."""
+    Path(output).write_text(errors_markdown(), encoding="utf-8")
+    click.echo(f"Wrote {output}")
+
+
 def _first_messages(messages: object) -> str:
     if isinstance(messages, dict):
         return "; ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in messages.items())
@@ -82,4 +95,5 @@ def register_commands(app: Flask) -> None:
     """Attach the command groups to ``app``."""
     app.cli.add_command(users_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(docs_cli)
     app.cli.add_command(run_worker)

@@ -61,7 +61,48 @@ class StrictParser(FlaskParser):
         )
 
 
+# Every API operation may be rate limited; every JSON body may be malformed, too large or
+# not JSON at all. Documented once here rather than on each view.
+COMMON_RESPONSES = {429: "TOO_MANY_REQUESTS"}
+BODY_RESPONSES = {
+    400: "BAD_REQUEST",
+    413: "REQUEST_ENTITY_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
 class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
-    """flask-smorest Blueprint with the strict parser."""
+    """flask-smorest Blueprint with the strict parser and complete operation docs.
+
+    Each operation gets a stable operationId (the view's name in camelCase), its
+    blueprint's tag, and the error responses every operation shares.
+    """
 
     ARGUMENTS_PARSER = StrictParser()
+
+    def __init__(self, *args: Any, rate_limited: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rate_limited = rate_limited
+
+    def route(self, rule: str, *, parameters: Any = None, tags: Any = None, **options: Any) -> Any:
+        """Register a view, completing its OpenAPI description."""
+        register = super().route(rule, parameters=parameters, tags=tags or [self.name], **options)
+
+        def decorator(func: Any) -> Any:
+            apidoc = func.__dict__.setdefault("_apidoc", {})
+            apidoc.setdefault("manual_doc", {}).setdefault("operationId", _camel(func.__name__))
+            responses = apidoc.setdefault("response", {}).setdefault("responses", {})
+            shared = dict(COMMON_RESPONSES) if self.rate_limited else {}
+            locations = [p["in"] for p in apidoc.get("arguments", {}).get("parameters", [])]
+            if "json" in locations:
+                shared |= BODY_RESPONSES
+            for status, name in shared.items():
+                responses.setdefault(status, []).append(name)
+            return register(func)
+
+        return decorator

@@ -31,7 +31,15 @@ from project.services import auth as auth_service
 from project.services.client import ClientInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+# Either a Bearer token, or the cookie with the CSRF header (cookie mode).
+ACCESS_SECURITY: list[dict[str, list[str]]] = [
+    {"bearerAuth": []},
+    {"cookieAuth": [], "csrfHeader": []},
+]
+REFRESH_SECURITY: list[dict[str, list[str]]] = [
+    {"bearerAuth": []},
+    {"refreshCookie": [], "csrfHeader": []},
+]
 
 
 def key_set() -> KeySet | None:
@@ -98,10 +106,12 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
         return cast(User | None, g.get("authenticated_user"))
 
 
-def _document(view: Callable[..., Any], *statuses: int) -> None:
-    """Add the Bearer security requirement and its error responses to the OpenAPI doc."""
+def _document(
+    view: Callable[..., Any], *statuses: int, security: list[dict[str, list[str]]]
+) -> None:
+    """Add the security requirement and its error responses to the OpenAPI doc."""
     apidoc = deepcopy(getattr(view, "_apidoc", {}))
-    apidoc.setdefault("manual_doc", {})["security"] = BEARER
+    apidoc.setdefault("manual_doc", {})["security"] = security
     responses = apidoc.setdefault("response", {}).setdefault("responses", {})
     for status in statuses:
         responses.setdefault(status, []).append(HTTPStatus(status).name)
@@ -116,7 +126,7 @@ def auth_required(view: F) -> F:
         verify_jwt_in_request()
         return view(*args, **kwargs)
 
-    _document(wrapper, 401)
+    _document(wrapper, 401, 403, security=ACCESS_SECURITY)
     return cast(F, wrapper)
 
 
@@ -130,7 +140,7 @@ def admin_required(view: F) -> F:
             raise errors.Forbidden("This operation needs the admin role.")
         return view(*args, **kwargs)
 
-    _document(wrapper, 401, 403)
+    _document(wrapper, 401, 403, security=ACCESS_SECURITY)
     return cast(F, wrapper)
 
 
@@ -142,7 +152,7 @@ def refresh_token_required(view: F) -> F:
         verify_jwt_in_request(refresh=True)
         return view(*args, **kwargs)
 
-    _document(wrapper, 401)
+    _document(wrapper, 401, 403, security=REFRESH_SECURITY)
     return cast(F, wrapper)
 
 

@@ -7,7 +7,9 @@ from marshmallow import Schema, fields
 from project.api.arguments import Blueprint
 from project.services import health
 
-blp = Blueprint("health", __name__, url_prefix="/health", description="Health probes")
+blp = Blueprint(
+    "health", __name__, url_prefix="/health", description="Health probes", rate_limited=False
+)
 
 
 class HealthSchema(Schema):
@@ -20,7 +22,10 @@ class HealthSchema(Schema):
 @blp.route("/live", methods=["GET"])
 @blp.response(200, HealthSchema)
 def live() -> dict[str, object]:
-    """Answer while the process runs."""
+    """Answer while the process runs.
+
+    For liveness probes: 200 while the process runs.
+    """
     return {"status": "ok", "checks": {}}
 
 
@@ -28,5 +33,9 @@ def live() -> dict[str, object]:
 @blp.response(200, HealthSchema)
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE", description="`not_ready`")
 def ready() -> dict[str, object]:
-    """Answer 200 when the database and, when configured, Redis can serve requests."""
+    """Answer 200 when the database and, when configured, Redis can serve requests.
+
+    For readiness probes and load balancers: checks the database and, when configured, Redis,
+    each with a short timeout; 503 `not_ready` names the failed checks.
+    """
     return {"status": "ok", "checks": health.readiness()}

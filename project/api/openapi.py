@@ -1,31 +1,87 @@
-"""The flask-smorest Api, documenting errors as problem+json."""
+"""The flask-smorest Api, documenting errors as problem+json with examples."""
 
 from __future__ import annotations
 
 import http
+from typing import Any
 
 import flask_smorest
 from flask_smorest.utils import prepare_response
 
+from project.core.errors import AppError
 from project.schemas.problems import ProblemSchema
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "Access token from /auth/login (refresh token for /auth/refresh).",
+    },
+    "cookieAuth": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "access_token_cookie",
+        "description": "Cookie mode (?mode=cookie at login): HttpOnly access cookie.",
+    },
+    "refreshCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "refresh_token_cookie",
+        "description": "Cookie mode: HttpOnly refresh cookie, sent to /auth/refresh only.",
+    },
+    "csrfHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-CSRF-TOKEN",
+        "description": "Cookie mode: the csrf_token from login, required on unsafe methods.",
+    },
+}
+
+
+def problem_example(status: int) -> dict[str, Any]:
+    """A realistic problem document for ``status``, from the error registry."""
+    error = next((cls for cls in AppError.registry if cls.status == status), None)
+    code = error.code if error else "http_error"
+    title = error.title if error else http.HTTPStatus(status).phrase
+    example: dict[str, Any] = {
+        "type": f"urn:warden:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": error.description if error else title,
+        "code": code,
+        "request_id": "8f14e45fceea167a5a36dedd4bea2543",
+    }
+    if status == 422:
+        example["errors"] = {"email": ["Not a valid email address."]}
+    return example
 
 
 class Api(flask_smorest.Api):  # type: ignore[misc]
-    """Api whose error responses are RFC 9457 documents."""
+    """Api whose error responses are RFC 9457 documents, each with an example."""
 
     ERROR_SCHEMA = ProblemSchema
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:
-            response: dict[str, object] = {"description": status.phrase}
+            response: dict[str, Any] = {"description": status.phrase}
             if status >= 400:
                 response["schema"] = self.ERROR_SCHEMA
+                response["example"] = problem_example(status)
                 prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
             else:
                 prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
             self.spec.components.response(status.name, response, lazy=True)
-        default = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        default = {
+            "description": "Any other error, in the same problem+json shape",
+            "schema": self.ERROR_SCHEMA,
+            "example": problem_example(500),
+        }
         prepare_response(default, self.spec, PROBLEM_CONTENT_TYPE)
         self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+    def register_security_schemes(self) -> None:
+        """Declare Bearer and cookie (with CSRF header) authentication."""
+        for name, scheme in SECURITY_SCHEMES.items():
+            self.spec.components.security_scheme(name, scheme)

@@ -16,3 +16,9 @@ class ProblemSchema(Schema):
         keys=fields.String(),
         metadata={"description": "Messages per field (422 only)"},
     )
+    retry_after = fields.Integer(metadata={"description": "Seconds to wait (login_throttled)"})
+    checks = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "State of each dependency (not_ready)"},
+    )

@@ -3,7 +3,7 @@
 from project.api.arguments import Blueprint
 from project.api.v1.endpoints import admin, auth, users
 
-blp = Blueprint("v1", __name__, url_prefix="/api/v1")
-blp.register_blueprint(auth.blp)
-blp.register_blueprint(users.blp)
-blp.register_blueprint(admin.blp)
+blp = Blueprint("v1", __name__, url_prefix="/api/v1", description="API version 1")
+DOMAINS = (auth.blp, users.blp, admin.blp)
+for domain in DOMAINS:
+    blp.register_blueprint(domain)

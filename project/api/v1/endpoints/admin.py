@@ -18,7 +18,11 @@ blp = Blueprint("admin", __name__, url_prefix="/admin", description="Administrat
 @blp.arguments(AdminEventQuerySchema, location="query")
 @blp.response(200, AdminEventPageSchema)
 def audit_events(query: dict[str, Any]) -> EventPage:
-    """Search the audit trail by user, event type and time range, newest first."""
+    """Search the audit trail by user, event type and time range, newest first.
+
+    Admins only. Filter by user, event type and a time range (since inclusive, until exclusive);
+    newest first, in pages.
+    """
     return audit.search(
         user_id=query.get("user_id"),
         event_type=query.get("type"),

@@ -52,7 +52,14 @@ blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts, tok
 
 @blp.route("/register", methods=["POST"])
 @register_limit
-@blp.arguments(RegisterSchema)
+@blp.arguments(
+    RegisterSchema,
+    example={
+        "email": "ada@example.com",
+        "password": "correct horse battery staple",
+        "full_name": "Ada Lovelace",
+    },
+)
 @blp.response(201, UserSchema)
 @blp.alt_response(
     202, schema=AcceptedSchema, description="REGISTRATION_ENUMERATION_SAFE: new or taken alike"
@@ -61,7 +68,13 @@ blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts, tok
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="`weak_password`")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS", description="`rate_limited`")
 def register(data: dict[str, Any]) -> User | tuple[dict[str, str], int]:
-    """Create an account; a verification link is mailed to it."""
+    """Create an account; a verification link is mailed to it.
+
+    Registers a user with the role `user` and mails a verification link. Passwords are 8 to 128
+    characters and must not be among the 100,000 most common breached passwords or contain the
+    email's name. With REGISTRATION_ENUMERATION_SAFE the answer is 202 whether or not the
+    address is taken.
+    """
     user = auth.register(**data)
     if user is None or current_app.config["REGISTRATION_ENUMERATION_SAFE"]:
         return ACCEPTED, 202
@@ -70,14 +83,21 @@ def register(data: dict[str, Any]) -> User | tuple[dict[str, str], int]:
 
 @blp.route("/login", methods=["POST"])
 @login_limit
-@blp.arguments(LoginSchema)
+@blp.arguments(
+    LoginSchema, example={"email": "ada@example.com", "password": "correct horse battery staple"}
+)
 @blp.arguments(LoginQuerySchema, location="query")
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_credentials`")
 @blp.alt_response(403, response="FORBIDDEN", description="`account_disabled`")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS", description="`login_throttled`")
 def login(data: dict[str, Any], query: dict[str, Any]) -> dict[str, Any] | TokenPair:
-    """Log in with email and password; returns tokens, or sets cookies with ?mode=cookie."""
+    """Log in with email and password; returns tokens, or sets cookies with ?mode=cookie.
+
+    Checks the password and opens a session. Repeated failures for an account or an (account,
+    address) pair are answered with 429 `login_throttled` and a Retry-After; unknown emails are
+    answered exactly like wrong passwords.
+    """
     pair = auth.login(email=data["email"], password=data["password"], client=client_info())
     return deliver_tokens(pair, cookie=query["mode"] is TokenDelivery.COOKIE)
 
@@ -88,7 +108,12 @@ def login(data: dict[str, Any], query: dict[str, Any]) -> dict[str, Any] | Token
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(429, response="TOO_MANY_REQUESTS", description="`rate_limited`")
 def refresh() -> dict[str, Any] | TokenPair:
-    """Trade the refresh token (Bearer or cookie) for a new pair; the old one stops working."""
+    """Trade the refresh token (Bearer or cookie) for a new pair; the old one stops working.
+
+    Send the refresh token as Bearer (or the refresh cookie with X-CSRF-TOKEN). The token is
+    rotated: presenting an already-rotated one again ends the whole session (401
+    `refresh_token_reused`).
+    """
     pair = auth.refresh(
         session_id=current_session_id(), jti=current_token_id(), client=client_info()
     )
@@ -100,7 +125,11 @@ def refresh() -> dict[str, Any] | TokenPair:
 @blp.arguments(LogoutQuerySchema, location="query")
 @blp.response(204)
 def logout(query: dict[str, Any]) -> None:
-    """End this session (`local`), every other one (`others`) or all of them (`global`)."""
+    """End this session (`local`), every other one (`others`) or all of them (`global`).
+
+    Ends sessions at once on every instance: their access tokens are refused on the next request
+    and their refresh tokens stop working. Cookie mode also clears the cookies.
+    """
     sessions.logout(user_id=current_user.id, session_id=current_session_id(), scope=query["scope"])
     if came_in_cookie():
         clear_cookies()
@@ -110,7 +139,11 @@ def logout(query: dict[str, Any]) -> None:
 @auth_required
 @blp.response(200, SessionSchema(many=True))
 def list_sessions() -> list[ActiveSession]:
-    """List the caller's active sessions, newest first."""
+    """List the caller's active sessions, newest first.
+
+    One entry per login, with where it was last used from; `current` marks the session of this
+    request.
+    """
     return sessions.list_sessions(user_id=current_user.id, current_session_id=current_session_id())
 
 
@@ -119,7 +152,10 @@ def list_sessions() -> list[ActiveSession]:
 @blp.response(204)
 @blp.alt_response(404, response="NOT_FOUND", description="`not_found`")
 def revoke_session(session_id: uuid.UUID) -> None:
-    """End one of the caller's sessions."""
+    """End one of the caller's sessions.
+
+    Ends a session of the caller; another user's session id is answered with 404.
+    """
     sessions.revoke_session(user_id=current_user.id, session_id=session_id)
 
 
@@ -128,48 +164,74 @@ ACCEPTED = {"detail": "If the address can be used, a mail is on its way."}
 
 @blp.route("/verify-email", methods=["POST"])
 @email_limit
-@blp.arguments(TokenSchema)
+@blp.arguments(TokenSchema, example={"token": "kR3v6Zt0Jq9aXc1mW8yB2uN5pL7sD4fG0hE6iO3rT9k"})
 @blp.response(204)
 @blp.alt_response(400, response="BAD_REQUEST", description="`invalid_token`")
 @blp.alt_response(409, response="CONFLICT", description="`email_taken` (email change)")
 def verify_email(data: dict[str, Any]) -> None:
-    """Confirm an address with the token from a verification or email-change mail."""
+    """Confirm an address with the token from a verification or email-change mail.
+
+    Redeems the token mailed at registration, on resend, or for an email change. Tokens work
+    once; wrong, used and expired tokens all get 400 `invalid_token`.
+    """
     verification.verify(token=data["token"])
 
 
 @blp.route("/verify-email/resend", methods=["POST"])
 @email_limit
-@blp.arguments(EmailSchema)
+@blp.arguments(EmailSchema, example={"email": "ada@example.com"})
 @blp.response(202, AcceptedSchema)
 def resend_verification(data: dict[str, Any]) -> dict[str, str]:
-    """Mail a new verification link; the answer is the same for every address."""
+    """Mail a new verification link; the answer is the same for every address.
+
+    Always 202: the answer does not reveal whether the address has an account. A new link voids
+    the previous one.
+    """
     verification.request_resend(email=data["email"])
     return ACCEPTED
 
 
 @blp.route("/password/forgot", methods=["POST"])
 @email_limit
-@blp.arguments(EmailSchema)
+@blp.arguments(EmailSchema, example={"email": "ada@example.com"})
 @blp.response(202, AcceptedSchema)
 def forgot_password(data: dict[str, Any]) -> dict[str, str]:
-    """Mail a password reset link; the answer is the same for every address."""
+    """Mail a password reset link; the answer is the same for every address.
+
+    Always 202, with the same work done for known and unknown addresses; the lookup and the mail
+    happen off the request path. The link is valid for RESET_TOKEN_TTL seconds (1 hour).
+    """
     recovery.request_reset(email=data["email"])
     return ACCEPTED
 
 
 @blp.route("/password/reset", methods=["POST"])
 @password_limit
-@blp.arguments(PasswordResetSchema)
+@blp.arguments(
+    PasswordResetSchema,
+    example={
+        "token": "kR3v6Zt0Jq9aXc1mW8yB2uN5pL7sD4fG0hE6iO3rT9k",
+        "new_password": "a new long passphrase",
+    },
+)
 @blp.response(204)
 @blp.alt_response(400, response="BAD_REQUEST", description="`invalid_token`")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="`weak_password`")
 def reset_password(data: dict[str, Any]) -> None:
-    """Set a new password with the token from a reset mail; every session ends."""
+    """Set a new password with the token from a reset mail; every session ends.
+
+    Sets a new password with the mailed token. Every session of the user ends, outstanding links
+    are voided, and a notice is mailed.
+    """
     recovery.reset_password(token=data["token"], new_password=data["new_password"])
 
 
 @blp.route("/csrf", methods=["GET"])
 @blp.response(200, CsrfTokensSchema)
 def csrf_tokens() -> dict[str, str | None]:
-    """Cookie mode: read the CSRF tokens again, e.g. after a page reload."""
+    """Cookie mode: read the CSRF tokens again, e.g. after a page reload.
+
+    For a browser page that reloaded in cookie mode: returns the CSRF values of its cookies
+    (null outside cookie mode). Only origins in CORS_ORIGINS can read the answer.
+    """
     return read_csrf_cookies()

@@ -32,40 +32,68 @@ blp = Blueprint("users", __name__, url_prefix="/users", description="Users and a
 @auth_required
 @blp.response(200, UserSchema)
 def get_me() -> User:
-    """Return the caller's profile."""
+    """Return the caller's profile.
+
+    The authenticated user's own record.
+    """
     return current_user  # type: ignore[no-any-return]
 
 
 @blp.route("/me", methods=["PATCH"])
 @password_limit
 @auth_required
-@blp.arguments(ProfileUpdateSchema)
+@blp.arguments(
+    ProfileUpdateSchema,
+    example={
+        "full_name": "Ada King",
+        "email": "ada.king@example.com",
+        "current_password": "correct horse battery staple",
+    },
+)
 @blp.response(200, UserSchema)
 @blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_credentials`")
 @blp.alt_response(409, response="CONFLICT", description="`email_taken`")
 def update_me(changes: dict[str, Any]) -> User:
-    """Update the caller's profile; a new email is mailed a confirmation link first."""
+    """Update the caller's profile; a new email is mailed a confirmation link first.
+
+    Changes `full_name`. Changing `email` needs `current_password`; the new address takes effect
+    once confirmed from a link mailed to it, and the old address is told.
+    """
     return users.update_profile(user_id=current_user.id, changes=changes)
 
 
 @blp.route("/me", methods=["DELETE"])
 @password_limit
 @auth_required
-@blp.arguments(AccountDeleteSchema)
+@blp.arguments(AccountDeleteSchema, example={"password": "correct horse battery staple"})
 @blp.response(204)
 @blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_credentials`")
 def delete_me(data: dict[str, Any]) -> None:
-    """Delete the caller's account and every session; the password confirms it."""
+    """Delete the caller's account and every session; the password confirms it.
+
+    Deletes the account and every session; the password confirms it. The last active admin
+    cannot delete itself (409 `last_admin`).
+    """
     users.delete_account(user_id=current_user.id, password=data["password"])
 
 
 @blp.route("/me/password", methods=["POST"])
 @password_limit
 @auth_required
-@blp.arguments(PasswordChangeSchema)
+@blp.arguments(
+    PasswordChangeSchema,
+    example={
+        "current_password": "correct horse battery staple",
+        "new_password": "a new long passphrase",
+    },
+)
 @blp.response(204)
 def change_password(data: dict[str, Any]) -> None:
-    """Change the caller's password; other sessions end and access tokens must be refreshed."""
+    """Change the caller's password; other sessions end and access tokens must be refreshed.
+
+    Other sessions end and every access token issued before is void; the caller keeps its
+    session and refreshes to get a new access token. A notice is mailed.
+    """
     users.change_password(
         user_id=current_user.id,
         current_password=data["current_password"],
@@ -79,7 +107,11 @@ def change_password(data: dict[str, Any]) -> None:
 @blp.arguments(UserListQuerySchema, location="query")
 @blp.response(200, UserPageSchema)
 def list_users(query: dict[str, Any]) -> UserPage:
-    """List users in creation order, filtered, one keyset page at a time."""
+    """List users in creation order, filtered, one keyset page at a time.
+
+    Admins only. Keyset pagination in creation order: pass `next_cursor` back as `cursor`.
+    Filters: role, is_active, and a case-insensitive email prefix.
+    """
     return users.list_users(
         limit=query["limit"],
         after=query.get("cursor"),
@@ -93,17 +125,27 @@ def list_users(query: dict[str, Any]) -> UserPage:
 @admin_required
 @blp.response(200, UserSchema)
 def get_user(user_id: uuid.UUID) -> User:
-    """Return one user."""
+    """Return one user.
+
+    Admins only.
+    """
     return users.get_user(user_id)
 
 
 @blp.route("/<uuid:user_id>", methods=["PATCH"])
 @admin_required
-@blp.arguments(AdminUserUpdateSchema)
+@blp.arguments(
+    AdminUserUpdateSchema, example={"role": "admin", "is_active": True, "full_name": "Grace Hopper"}
+)
 @blp.response(200, UserSchema)
 @blp.alt_response(409, response="CONFLICT", description="`last_admin`")
 def update_user(changes: dict[str, Any], user_id: uuid.UUID) -> User:
-    """Change a user's name, role or active flag."""
+    """Change a user's name, role or active flag.
+
+    Admins only. A role change or deactivation voids the user's access tokens at once;
+    deactivation also ends every session. The last active admin cannot be demoted or
+    deactivated.
+    """
     return users.admin_update(user_id=user_id, changes=changes)
 
 
@@ -112,7 +154,10 @@ def update_user(changes: dict[str, Any], user_id: uuid.UUID) -> User:
 @blp.response(204)
 @blp.alt_response(409, response="CONFLICT", description="`last_admin`")
 def delete_user(user_id: uuid.UUID) -> None:
-    """Delete a user and their sessions."""
+    """Delete a user and their sessions.
+
+    Admins only. The user's sessions end at once; the audit trail keeps its events.
+    """
     users.admin_delete(user_id=user_id)
 
 
@@ -120,7 +165,10 @@ def delete_user(user_id: uuid.UUID) -> None:
 @auth_required
 @blp.response(200, AccountExportSchema)
 def export_me() -> AccountExport:
-    """Download everything Warden holds about the caller: profile, sessions, events."""
+    """Download everything Warden holds about the caller: profile, sessions, events.
+
+    The caller's profile, every session (ended ones included) and security events, as JSON.
+    """
     return users.export_account(user_id=current_user.id)
 
 
@@ -129,5 +177,8 @@ def export_me() -> AccountExport:
 @blp.arguments(EventQuerySchema, location="query")
 @blp.response(200, EventPageSchema)
 def my_events(query: dict[str, Any]) -> EventPage:
-    """The caller's own security activity, newest first."""
+    """The caller's own security activity, newest first.
+
+    Logins, failures, password and email changes, revocations, newest first, in pages.
+    """
     return audit.search(user_id=current_user.id, limit=query["limit"], before=query.get("cursor"))
