@@ -49,3 +49,7 @@ clean:
 docs: install-dev
 	APP_ENV=testing $(BIN)/flask openapi write --format json docs/openapi.json
 	APP_ENV=testing $(BIN)/flask docs errors docs/errors.md
+
+## fuzz: schemathesis against a live gunicorn on PostgreSQL + Redis (FUZZ_MAX_EXAMPLES=30)
+fuzz: install-dev
+	$(BIN)/python tools/fuzz.py
