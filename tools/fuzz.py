@@ -12,12 +12,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis import Redis  # noqa: E402
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
+from redis import Redis
+from sqlalchemy import create_engine, make_url, text
 
-from config import database_url  # noqa: E402
-from tests.live import BIN, ROOT, Deployment, production_env  # noqa: E402
-from tests.mailbox import start_smtp_server  # noqa: E402
+from config import database_url
+from tests.live import BIN, ROOT, Deployment, production_env
+from tests.mailbox import start_smtp_server
 
 ADMIN_EMAIL = "fuzz-admin@example.com"
 CHECKS = ",".join(

@@ -26,7 +26,7 @@ def _post(path: str, body: dict[str, str]) -> dict[str, Any]:
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local server
+    with urllib.request.urlopen(request, timeout=10) as response:
         raw = response.read()
         return json.loads(raw) if raw else {}
 
