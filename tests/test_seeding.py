@@ -1,0 +1,28 @@
+"""flask seed-users: many users fast, usable for login and listing."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from project.extensions import db
+from project.models import User
+
+
+def test_seed_users_inserts_usable_accounts(app: Flask, client: FlaskClient) -> None:
+    result = app.test_cli_runner().invoke(
+        args=["seed-users", "1200", "--password", "seeded secret phrase"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Inserted 1200 users" in result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == 1200
+        assert db.session.scalar(select(func.count()).where(User.is_active.is_(False))) == 24
+    login = client.post(
+        "/api/v1/auth/login",
+        json={"email": "seed0000007@seed.example", "password": "seeded secret phrase"},
+    )
+    assert login.status_code == 200
+    again = app.test_cli_runner().invoke(args=["seed-users", "10", "--prefix", "more"])
+    assert again.exit_code == 0 and "Inserted 10 users" in again.output
