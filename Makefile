@@ -30,7 +30,7 @@ run: install
 
 ## test: install the dev requirements and run pytest (PostgreSQL with TEST_DATABASE_URL)
 test: install-dev
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## lint: ruff and mypy, as CI runs them
 lint: install-dev
