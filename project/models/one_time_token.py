@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Uuid
+from sqlalchemy import JSON, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from project.extensions import Base
-from project.models.types import UTCDateTime, utcnow
+from project.models.types import UTCDateTime, utcnow, value_enum
 
 
 class TokenPurpose(enum.StrEnum):
@@ -31,14 +31,7 @@ class OneTimeToken(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     purpose: Mapped[TokenPurpose] = mapped_column(
-        Enum(
-            TokenPurpose,
-            native_enum=False,
-            create_constraint=True,
-            length=32,
-            name="token_purpose",
-            values_callable=lambda purposes: [purpose.value for purpose in purposes],
-        )
+        value_enum(TokenPurpose, name="token_purpose", length=32)
     )
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

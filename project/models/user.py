@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Enum, Index, String, Uuid
+from sqlalchemy import Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from project.extensions import Base
-from project.models.types import UTCDateTime, utcnow
+from project.models.types import UTCDateTime, utcnow, value_enum
 
 if TYPE_CHECKING:
     from project.models.session import Session
@@ -44,15 +44,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(128))
     full_name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[Role] = mapped_column(
-        Enum(
-            Role,
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            name="user_role",
-            values_callable=lambda roles: [role.value for role in roles],
-        ),
-        default=Role.USER,
+        value_enum(Role, name="user_role", length=16), default=Role.USER
     )
     is_active: Mapped[bool] = mapped_column(default=True)
     email_verified: Mapped[bool] = mapped_column(default=False)
