@@ -110,8 +110,11 @@ class Config:
         self.SECRET_KEY = env.get("SECRET_KEY") or self.DEFAULT_SECRET
         self.JWT_SECRET_KEY = env.get("JWT_SECRET_KEY") or self.DEFAULT_SECRET
         self.SQLALCHEMY_DATABASE_URI = database_url(env.get("DATABASE_URL"))
-        self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
+        self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI, env)
         self.REDIS_URL = env.get("REDIS_URL") or None
+        # Heroku Redis serves TLS with a self-signed certificate: it needs this set to false.
+        self.REDIS_TLS_VERIFY = _bool(env, "REDIS_TLS_VERIFY", True)
+        self.READY_REQUIRES_REDIS = _bool(env, "READY_REQUIRES_REDIS", True)
         self.ACCESS_TOKEN_TTL = _int(env, "ACCESS_TOKEN_TTL", 900, minimum=1)
         self.REFRESH_TOKEN_TTL = _int(env, "REFRESH_TOKEN_TTL", 2_592_000, minimum=1)
         self.BCRYPT_ROUNDS = _int(env, "BCRYPT_ROUNDS", 12, minimum=4)
@@ -164,7 +167,11 @@ class Config:
         self.RATELIMIT_SWALLOW_ERRORS = True
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
         # Like Warden's own Redis client: a sick Redis must not stall requests.
-        self.RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+        self.RATELIMIT_STORAGE_OPTIONS = {
+            "socket_timeout": 0.5,
+            "socket_connect_timeout": 0.5,
+            **redis_tls_options(self.REDIS_URL, verify=self.REDIS_TLS_VERIFY),
+        }
         self.RATELIMIT_DEFAULT = env.get("RATELIMIT_DEFAULT") or "300 per minute"
         self.RATELIMIT_LOGIN = env.get("RATELIMIT_LOGIN") or "10 per minute;100 per hour"
         self.RATELIMIT_REGISTER = env.get("RATELIMIT_REGISTER") or "5 per minute;50 per hour"
@@ -230,18 +237,36 @@ class Config:
                 raise ConfigError(f"{name} is not a valid limit, e.g. '10 per minute'") from None
 
 
-def engine_options(url: str) -> dict[str, Any]:
+def engine_options(url: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Return engine options suited to the database behind ``url``."""
+    env = {} if env is None else env
     # Error messages never carry bound parameters (emails, hashes) into logs.
-    if url.startswith("postgresql"):
-        # Fail fast instead of hanging when the database is unreachable or saturated.
-        return {
-            "pool_pre_ping": True,
-            "pool_timeout": 2,
-            "hide_parameters": True,
-            "connect_args": {"connect_timeout": 2},
-        }
-    return {"hide_parameters": True}
+    if not url.startswith("postgresql"):
+        return {"hide_parameters": True}
+    statement_timeout = _int(env, "DB_STATEMENT_TIMEOUT_MS", 10_000, minimum=0)
+    connect_args: dict[str, Any] = {
+        # Fail fast instead of hanging when the database is unreachable or stuck.
+        "connect_timeout": 2,
+        "options": f"-c statement_timeout={statement_timeout}",
+    }
+    if _bool(env, "DB_PGBOUNCER", False):
+        # PgBouncer in transaction mode cannot keep server-side prepared statements.
+        connect_args["prepare_threshold"] = None
+    return {
+        "pool_pre_ping": True,
+        "pool_timeout": 2,
+        "pool_size": _int(env, "DB_POOL_SIZE", 5, minimum=1),
+        "max_overflow": _int(env, "DB_MAX_OVERFLOW", 10, minimum=0),
+        "hide_parameters": True,
+        "connect_args": connect_args,
+    }
+
+
+def redis_tls_options(url: str | None, *, verify: bool) -> dict[str, Any]:
+    """Client options for a rediss:// URL whose certificate should not be verified."""
+    if url and url.startswith("rediss://") and not verify:
+        return {"ssl_cert_reqs": None}
+    return {}
 
 
 class DevelopmentConfig(Config):
@@ -262,7 +287,7 @@ class TestingConfig(Config):
         self.SQLALCHEMY_DATABASE_URI = database_url(
             env.get("TEST_DATABASE_URL") or "sqlite:///:memory:"
         )
-        self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
+        self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI, env)
         self.REDIS_URL = env.get("TEST_REDIS_URL") or None
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
         self.BCRYPT_ROUNDS = 4

@@ -32,7 +32,10 @@ timeout = 30
 graceful_timeout = 25
 keepalive = 5
 # The app writes one JSON line per request itself; GUNICORN_ACCESS_LOG=1 adds gunicorn's.
-accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG") else None
+ACCESS_LOG = bool(os.environ.get("GUNICORN_ACCESS_LOG"))
+accesslog = "-" if ACCESS_LOG else None
+# No Referer: a page on the API's origin could carry a mailed link's token in it.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 errorlog = "-"
 # Trust X-Forwarded-Proto only when the app trusts proxies for X-Forwarded-For too.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or (
@@ -48,18 +51,23 @@ logconfig_dict = {
         "console": {"()": "project.core.logging.ConsoleFormatter"},
     },
     "filters": {"context": {"()": "project.core.logging.ContextFilter"}},
+    # Named like the handler create_app installs, which replaces it: one line per record.
     "handlers": {
-        "stderr": {
+        "warden": {
             "class": "logging.StreamHandler",
             "formatter": _FORMATTER,
             "filters": ["context"],
             "stream": "ext://sys.stderr",
         }
     },
-    "root": {"handlers": ["stderr"], "level": settings.LOG_LEVEL},
+    "root": {"handlers": ["warden"], "level": settings.LOG_LEVEL},
     "loggers": {
-        "gunicorn.error": {"handlers": ["stderr"], "level": settings.LOG_LEVEL, "propagate": False},
-        "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gunicorn.error": {"handlers": ["warden"], "level": settings.LOG_LEVEL, "propagate": False},
+        "gunicorn.access": {
+            "handlers": ["warden"] if ACCESS_LOG else [],
+            "level": "INFO" if ACCESS_LOG else "CRITICAL",
+            "propagate": False,
+        },
     },
 }
 
@@ -68,6 +76,11 @@ def on_starting(server: object) -> None:
     """Start with an empty metrics directory: samples of earlier runs must not count."""
     shutil.rmtree(PROMETHEUS_DIR, ignore_errors=True)
     os.makedirs(PROMETHEUS_DIR, exist_ok=True)
+
+
+def on_exit(server: object) -> None:
+    """Remove this instance's metrics files."""
+    shutil.rmtree(PROMETHEUS_DIR, ignore_errors=True)
 
 
 def child_exit(server: object, worker: object) -> None:

@@ -13,6 +13,7 @@ from marshmallow import ValidationError
 from redis import Redis
 from rq import Queue, SimpleWorker
 
+from config import redis_tls_options
 from project.api.errors import errors_markdown
 from project.core import tasks
 from project.core.errors import AppError
@@ -70,7 +71,12 @@ def run_worker(burst: bool) -> None:
     # SimpleWorker runs jobs in this process, inside the app context the command set up;
     # forking per job would share the database connection pool across processes.
     # The worker blocks on the queue for long stretches: no short socket timeout here.
-    connection = Redis.from_url(current_app.config["REDIS_URL"])
+    connection = Redis.from_url(
+        current_app.config["REDIS_URL"],
+        **redis_tls_options(
+            current_app.config["REDIS_URL"], verify=current_app.config["REDIS_TLS_VERIFY"]
+        ),
+    )
     worker = SimpleWorker([Queue(jobs.name, connection=connection)], connection=connection)
     worker.work(burst=burst, with_scheduler=True, logging_level=current_app.config["LOG_LEVEL"])
 
@@ -80,8 +86,11 @@ def run_worker(burst: bool) -> None:
 @click.argument("count", type=click.IntRange(min=1))
 @click.option("--password", default="seeded password 2026", show_default=True)
 @click.option("--prefix", default="seed", show_default=True, help="Email prefix.")
-def seed_users(count: int, password: str, prefix: str) -> None:
+@click.option("--force", is_flag=True, help="Allow seeding when APP_ENV is production.")
+def seed_users(count: int, password: str, prefix: str, force: bool) -> None:
     """Insert COUNT users quickly (COPY on PostgreSQL) for benchmarks and load tests."""
+    if current_app.config["APP_ENV"] == "production" and not force:
+        raise click.ClickException("refusing to seed a production database (use --force)")
     started = time.perf_counter()
     inserted = seeding.seed_users(count=count, password=password, prefix=prefix)
     click.echo(f"Inserted {inserted} users in {time.perf_counter() - started:.1f} s")

@@ -55,3 +55,12 @@ def test_not_ready_when_redis_is_down(app_factory: Callable[..., Flask]) -> None
     body = assert_problem(response, 503, "not_ready")
     assert body["checks"] == {"database": "ok", "redis": "fail"}
     assert "s3cret" not in response.get_data(as_text=True)
+
+
+def test_redis_can_be_made_optional_for_readiness(app_factory: Callable[..., Flask]) -> None:
+    client = app_factory(
+        REDIS_URL="redis://127.0.0.1:1/0", READY_REQUIRES_REDIS=False
+    ).test_client()
+    response = client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json["checks"] == {"database": "ok", "redis": "fail"}

@@ -56,8 +56,11 @@ def test_a_new_user_journey_over_http(deployment: Deployment) -> None:
     for _ in range(6):
         status, problem = call(base, "GET", "/api/v1/users/me", token=rotated["access_token"])
         assert (status, problem["code"]) == (401, "token_revoked")
-    status, problem = call(base, "GET", "/api/v1/nothing")
+    status, problem = call(base, "GET", "/api/v1/nothing", headers={"X-Request-ID": "journey-404"})
     assert status == 404 and problem["code"] == "not_found"
+    time.sleep(0.3)
+    lines = [line for line in deployment.logs().splitlines() if "journey-404" in line]
+    assert len(lines) == 1, lines  # one line per request, not one per handler
 
 
 def _samples(text: str, name: str, **labels: str) -> float:

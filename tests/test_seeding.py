@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -26,3 +28,8 @@ def test_seed_users_inserts_usable_accounts(app: Flask, client: FlaskClient) -> 
     assert login.status_code == 200
     again = app.test_cli_runner().invoke(args=["seed-users", "10", "--prefix", "more"])
     assert again.exit_code == 0 and "Inserted 10 users" in again.output
+
+
+def test_seeding_refuses_production(app_factory: Any) -> None:
+    result = app_factory(APP_ENV="production").test_cli_runner().invoke(args=["seed-users", "5"])
+    assert result.exit_code == 1 and "production" in result.output

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify
 from flask_jwt_extended.exceptions import CSRFError
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from project.core import errors, metrics
@@ -83,9 +84,10 @@ def handle_csrf_error(error: CSRFError) -> Response:
     return problem_response(errors.CsrfFailed(str(error)))
 
 
-def handle_database_unavailable(error: OperationalError) -> Response:
+def handle_database_unavailable(error: OperationalError | PoolTimeout) -> Response:
     """Answer 503 when the database cannot be reached, instead of a bare 500."""
-    logger.error("database unavailable: %s", type(error.orig).__name__)
+    cause = getattr(error, "orig", None) or error
+    logger.error("database unavailable: %s", type(cause).__name__)
     return problem_response(errors.ServiceUnavailable("The database is unavailable."))
 
 
@@ -101,6 +103,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(PoolTimeout, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Flask, current_app
 from redis import Redis
 
+from config import redis_tls_options
+
 # Redis answers in well under a millisecond; anything slower is treated as an outage so a
 # sick Redis cannot stall requests.
 SOCKET_TIMEOUT = 0.5
@@ -16,24 +18,19 @@ class RedisClient:
     def init_app(self, app: Flask) -> None:
         """Create the client for ``app`` (None when REDIS_URL is unset)."""
         url = app.config.get("REDIS_URL")
-        client = None
-        if url:
-            client = Redis.from_url(
-                url,
-                socket_timeout=SOCKET_TIMEOUT,
-                socket_connect_timeout=SOCKET_TIMEOUT,
-                health_check_interval=30,
-                decode_responses=True,
-            )
-        app.extensions["redis"] = client
-        # RQ pickles job payloads and needs a connection that returns bytes.
-        app.extensions["redis.queue"] = (
-            Redis.from_url(
-                url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
-            )
-            if url
-            else None
+        if not url:
+            app.extensions["redis"] = app.extensions["redis.queue"] = None
+            return
+        options = {
+            "socket_timeout": SOCKET_TIMEOUT,
+            "socket_connect_timeout": SOCKET_TIMEOUT,
+            **redis_tls_options(url, verify=app.config.get("REDIS_TLS_VERIFY", True)),
+        }
+        app.extensions["redis"] = Redis.from_url(
+            url, health_check_interval=30, decode_responses=True, **options
         )
+        # RQ pickles job payloads and needs a connection that returns bytes.
+        app.extensions["redis.queue"] = Redis.from_url(url, **options)
 
     @property
     def queue_connection(self) -> Redis | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -44,7 +45,8 @@ def readiness() -> dict[str, str]:
     redis_ok = check_redis()
     if redis_ok is not None:
         checks["redis"] = "ok" if redis_ok else "fail"
-    failed = [name for name, state in checks.items() if state != "ok"]
+    required = {"database"} | ({"redis"} if current_app.config["READY_REQUIRES_REDIS"] else set())
+    failed = [name for name, state in checks.items() if state != "ok" and name in required]
     if failed:
         raise errors.NotReady(f"Failed checks: {', '.join(failed)}.", checks=checks)
     return checks
