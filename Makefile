@@ -53,3 +53,8 @@ docs: install-dev
 ## fuzz: schemathesis against a live gunicorn on PostgreSQL + Redis (FUZZ_MAX_EXAMPLES=30)
 fuzz: install-dev
 	$(BIN)/python tools/fuzz.py
+
+## postman: run the Postman collection (docs/postman) with newman against a live Warden
+postman: install-dev
+	npm ci --no-audit --no-fund
+	$(BIN)/python tools/postman.py

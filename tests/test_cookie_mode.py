@@ -175,3 +175,18 @@ def test_a_reloaded_page_can_read_its_csrf_tokens_again(
         "/api/v1/auth/refresh", headers={"X-CSRF-TOKEN": again["refresh_csrf_token"]}
     )
     assert renewed.status_code == 200
+
+
+def test_logging_out_the_other_sessions_keeps_this_browser_signed_in(
+    client: FlaskClient, make_user: Callable[..., User]
+) -> None:
+    user = make_user()
+    body = cookie_login(client, user.email)
+    response = client.post(
+        "/api/v1/auth/logout",
+        query_string={"scope": "others"},
+        headers={"X-CSRF-TOKEN": body["csrf_token"]},
+    )
+    assert response.status_code == 204
+    assert not any("token_cookie=;" in h for h in response.headers.getlist("Set-Cookie"))
+    assert client.get("/api/v1/users/me").status_code == 200

@@ -45,7 +45,7 @@ from project.schemas.auth import (
 )
 from project.schemas.users import UserSchema
 from project.services import auth, recovery, sessions, verification
-from project.services.sessions import ActiveSession
+from project.services.sessions import ActiveSession, LogoutScope
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts, tokens, sessions")
 
@@ -131,7 +131,8 @@ def logout(query: dict[str, Any]) -> None:
     and their refresh tokens stop working. Cookie mode also clears the cookies.
     """
     sessions.logout(user_id=current_user.id, session_id=current_session_id(), scope=query["scope"])
-    if came_in_cookie():
+    # "others" keeps this session, so this browser keeps its cookies.
+    if came_in_cookie() and query["scope"] is not LogoutScope.OTHERS:
         clear_cookies()
 
 

@@ -67,6 +67,7 @@ def update_me(changes: dict[str, Any]) -> User:
 @auth_required
 @blp.arguments(AccountDeleteSchema, example={"password": "correct horse battery staple"})
 @blp.response(204)
+@blp.alt_response(409, response="CONFLICT", description="`last_admin`")
 @blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_credentials`")
 def delete_me(data: dict[str, Any]) -> None:
     """Delete the caller's account and every session; the password confirms it.
