@@ -76,6 +76,7 @@ def register_extensions(app: Flask) -> None:
         app,
         resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
         supports_credentials=True,
+        max_age=600,  # browsers may cache a preflight for ten minutes
         allow_headers=["Authorization", "Content-Type", "X-CSRF-TOKEN", "X-Request-ID"],
         expose_headers=[
             "X-Request-ID",

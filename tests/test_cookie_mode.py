@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from flask import Flask
@@ -45,7 +46,7 @@ def test_cookie_login_sets_httponly_cookies_and_returns_no_tokens(
         and "SameSite=Lax" in access
         and "Path=/;" in access
     )
-    assert "Max-Age=900" in access
+    assert "Max-Age=2592000" in access  # outlives the token: expiry reads as token_expired
     refresh = cookies["refresh_token_cookie"]
     assert "HttpOnly" in refresh and "Path=/api/v1/auth/refresh" in refresh
     assert "HttpOnly" not in cookies["csrf_access_token"]  # readable by same-site scripts
@@ -190,3 +191,18 @@ def test_logging_out_the_other_sessions_keeps_this_browser_signed_in(
     assert response.status_code == 204
     assert not any("token_cookie=;" in h for h in response.headers.getlist("Set-Cookie"))
     assert client.get("/api/v1/users/me").status_code == 200
+
+
+def test_an_expired_cookie_token_reads_as_token_expired(app_factory: AppFactory) -> None:
+    client = app_factory(ACCESS_TOKEN_TTL=1, JWT_DECODE_LEEWAY=0).test_client()
+    client.post(
+        "/api/v1/auth/register", json={"email": "cookie.expiry@example.com", "password": PASSWORD}
+    )
+    response = client.post(
+        "/api/v1/auth/login",
+        query_string={"mode": "cookie"},
+        json={"email": "cookie.expiry@example.com", "password": PASSWORD},
+    )
+    assert response.status_code == 200
+    time.sleep(2.1)
+    assert_problem(client.get("/api/v1/users/me"), 401, "token_expired")

@@ -179,7 +179,9 @@ def deliver_tokens(pair: TokenPair, *, cookie: bool) -> dict[str, Any] | TokenPa
     @after_this_request
     def set_cookies(response: Response) -> Response:
         refresh_ttl = int(current_app.config["REFRESH_TOKEN_TTL"])
-        set_access_cookies(response, pair.access_token, max_age=pair.expires_in)
+        # The cookie outlives its token, so an expired one is answered 401 token_expired
+        # (the signal to refresh) rather than silently vanishing from the browser.
+        set_access_cookies(response, pair.access_token, max_age=refresh_ttl)
         set_refresh_cookies(response, pair.refresh_token, max_age=refresh_ttl)
         return response
 

@@ -1,0 +1,235 @@
+// Warden in cookie mode from a page on another origin: plain fetch, no build step.
+//
+// The access and refresh tokens live in HttpOnly cookies that this script never sees.
+// It keeps only the two CSRF tokens, in memory, and sends them in X-CSRF-TOKEN:
+//   csrf_token          on every unsafe request (POST, PUT, PATCH, DELETE),
+//   refresh_csrf_token  on POST /auth/refresh.
+// After a reload they are fetched again from GET /auth/csrf.
+"use strict";
+
+const API = (new URLSearchParams(location.search).get("api") || "http://localhost:8000")
+  .replace(/\/+$/, "");
+
+let csrf = null;
+let refreshCsrf = null;
+let refreshing = null; // the refresh in flight, shared by every request that got a 401
+let generation = 0; // bumped whenever the tokens change, i.e. after every refresh
+
+const $ = (id) => document.getElementById(id);
+
+// ---- talking to the API ------------------------------------------------------------
+
+/** A problem+json answer (RFC 9457): `status`, `code`, `detail`. */
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || `HTTP ${status}`);
+    this.status = status;
+    this.code = problem.code || "http_error";
+  }
+}
+
+function keepCsrf(body) {
+  csrf = body.csrf_token ?? null;
+  refreshCsrf = body.refresh_csrf_token ?? null;
+  generation += 1;
+}
+
+function send(path, method, body) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && csrf) headers["X-CSRF-TOKEN"] = csrf;
+  return fetch(API + path, {
+    method,
+    credentials: "include", // send and accept the cookies
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+/** Trade the refresh cookie for new cookies; parallel callers share one request. */
+function refresh() {
+  if (!refreshCsrf) return Promise.resolve(false);
+  refreshing ??= fetch(`${API}/api/v1/auth/refresh`, {
+    method: "POST",
+    credentials: "include",
+    headers: { "X-CSRF-TOKEN": refreshCsrf },
+  })
+    .then(async (response) => {
+      keepCsrf(response.ok ? await response.json() : {}); // failed: the session is over
+      return response.ok;
+    })
+    .catch(() => false)
+    .finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+/** Call the API; on 401 refresh once and retry. Returns the JSON body, throws ApiError. */
+async function api(path, { method = "GET", body, refreshOn401 = true } = {}) {
+  const sentIn = generation;
+  let response = await send(path, method, body);
+  // A 401 to a request sent before the last refresh just retries with the new cookies.
+  if (response.status === 401 && refreshOn401 && (sentIn !== generation || (await refresh()))) {
+    response = await send(path, method, body);
+  }
+  const data = response.status === 204 ? null : await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+// ---- the page ----------------------------------------------------------------------
+
+function showStatus(message, kind = "info", code = "") {
+  $("status").textContent = message;
+  $("status").dataset.kind = kind;
+  $("status").dataset.code = code;
+}
+
+function showError(error) {
+  if (error instanceof ApiError) {
+    showStatus(`${error.status} ${error.code}: ${error.message}`, "error", error.code);
+  } else {
+    // CORS refusals and unreachable servers look the same to a page: a TypeError.
+    showStatus(
+      `Network error (${error.message}). Is the API running at ${API}, ` +
+        `and is ${location.origin} listed in its CORS_ORIGINS?`,
+      "error",
+      "network_error",
+    );
+  }
+}
+
+function setSignedIn(signedIn) {
+  $("auth-state").textContent = signedIn ? "Signed in" : "Signed out";
+  if (!signedIn) {
+    keepCsrf({});
+    renderProfile(null);
+    renderSessions([]);
+  }
+}
+
+/** Run a UI action: errors go to the status area; a final 401 means signed out. */
+async function run(action) {
+  try {
+    await action();
+  } catch (error) {
+    showError(error);
+    if (error.status === 401) setSignedIn(false);
+  }
+}
+
+function renderProfile(user) {
+  $("profile-email").textContent = user?.email ?? "";
+  $("profile-name").textContent = user?.full_name ?? "";
+  $("profile-role").textContent = user?.role ?? "";
+  $("profile-verified").textContent = user ? String(user.email_verified) : "";
+}
+
+function renderSessions(sessions) {
+  $("sessions").replaceChildren(
+    ...sessions.map((session) => {
+      const item = document.createElement("li");
+      item.dataset.testid = "session";
+      item.dataset.sessionId = session.id;
+      item.dataset.current = String(session.current);
+      const seen = new Date(session.last_used_at).toLocaleString();
+      item.textContent = `${session.user_agent ?? "unknown client"} from ${session.ip ?? "?"}, last used ${seen} `;
+      if (session.current) {
+        item.classList.add("current");
+        item.append("(this browser)");
+      } else {
+        const revoke = document.createElement("button");
+        revoke.type = "button";
+        revoke.textContent = "Revoke";
+        revoke.dataset.testid = "revoke-session";
+        revoke.addEventListener("click", () => run(() => revokeSession(session.id)));
+        item.append(revoke);
+      }
+      return item;
+    }),
+  );
+}
+
+async function loadProfile() {
+  renderProfile(await api("/api/v1/users/me"));
+  setSignedIn(true);
+}
+
+async function loadSessions() {
+  renderSessions(await api("/api/v1/auth/sessions"));
+}
+
+async function loadAccount() {
+  // In parallel: when the access cookie has expired both get a 401 and share one refresh.
+  await Promise.all([loadProfile(), loadSessions()]);
+}
+
+async function revokeSession(id) {
+  await api(`/api/v1/auth/sessions/${encodeURIComponent(id)}`, { method: "DELETE" });
+  await loadSessions();
+  showStatus("Session revoked.", "ok");
+}
+
+function formValue(id) {
+  return $(id).value.trim();
+}
+
+$("register-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  run(async () => {
+    const body = { email: formValue("register-email"), password: $("register-password").value };
+    if (formValue("register-name")) body.full_name = formValue("register-name");
+    const user = await api("/api/v1/auth/register", { method: "POST", body, refreshOn401: false });
+    // 201 is the new user; 202 {detail} when the API runs REGISTRATION_ENUMERATION_SAFE.
+    showStatus(user.email ? `Registered ${user.email}. You can log in now.` : user.detail, "ok");
+  });
+});
+
+$("login-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  run(async () => {
+    const body = { email: formValue("login-email"), password: $("login-password").value };
+    keepCsrf(
+      await api("/api/v1/auth/login?mode=cookie", { method: "POST", body, refreshOn401: false }),
+    );
+    $("login-password").value = "";
+    await loadAccount();
+    showStatus("Logged in.", "ok");
+  });
+});
+
+$("load-profile").addEventListener("click", () =>
+  run(async () => {
+    await loadProfile();
+    showStatus("Profile loaded.", "ok");
+  }),
+);
+
+$("load-sessions").addEventListener("click", () =>
+  run(async () => {
+    await loadSessions();
+    showStatus("Sessions loaded.", "ok");
+  }),
+);
+
+$("logout").addEventListener("click", () =>
+  run(async () => {
+    await api("/api/v1/auth/logout", { method: "POST" });
+    setSignedIn(false);
+    showStatus("Logged out.", "ok");
+  }),
+);
+
+// On load: the cookies may still hold a session (e.g. after a reload). The CSRF tokens
+// were lost with the page, so read them again; null means no cookie session.
+async function start() {
+  $("api-base").textContent = API;
+  keepCsrf(await api("/api/v1/auth/csrf", { refreshOn401: false }));
+  if (!refreshCsrf) {
+    showStatus("Not logged in.", "info");
+    return;
+  }
+  await loadAccount();
+  showStatus("Welcome back: session restored.", "ok");
+}
+
+run(start);
