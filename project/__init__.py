@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import cast
 
 from flask import Blueprint, Flask
 from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, ConfigError, load_config
@@ -20,6 +22,7 @@ from project.repositories.user_cache import install_invalidation
 
 __all__ = ["create_app", "models"]
 
+logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -59,6 +62,7 @@ def trust_proxies(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """Bind every extension to ``app``."""
     db.init_app(app)
+    app.teardown_appcontext(end_database_session)
     install_invalidation()
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
@@ -88,6 +92,20 @@ def register_extensions(app: Flask) -> None:
     )
     api.init_app(app)
     api.register_security_schemes()
+
+
+def end_database_session(_error: BaseException | None) -> None:
+    """Close the request's session; drop it if its connection died after the last query.
+
+    Registered after Flask-SQLAlchemy's teardown, so it runs first: a rollback on a dead
+    connection would otherwise escape the app and spoil an answer already computed.
+    """
+    try:
+        db.session.remove()
+    except SQLAlchemyError as exc:
+        logger.warning("database session cleanup failed: %s", type(exc).__name__)
+        db.session().invalidate()
+        db.session.remove()
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

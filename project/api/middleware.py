@@ -10,6 +10,7 @@ import uuid
 from functools import partial
 
 from flask import Flask, Response, current_app, g, request
+from redis.exceptions import RedisError
 
 from project.core import context, metrics, tasks
 from project.extensions import limiter
@@ -69,11 +70,17 @@ def add_rate_limit_headers(response: Response) -> None:
     current = limiter.current_limit
     if current is None:
         return
+    try:
+        # Read from the limiter's storage now, after the view: Redis may have failed since.
+        remaining, reset_at = current.remaining, current.reset_at
+    except RedisError as exc:
+        logger.warning("rate limit headers unavailable: %s", type(exc).__name__)
+        return
     response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
-    response.headers["X-RateLimit-Remaining"] = str(current.remaining)
-    response.headers["X-RateLimit-Reset"] = str(int(current.reset_at))
+    response.headers["X-RateLimit-Remaining"] = str(remaining)
+    response.headers["X-RateLimit-Reset"] = str(int(reset_at))
     if response.status_code == 429 and "Retry-After" not in response.headers:
-        response.headers["Retry-After"] = str(max(1, math.ceil(current.reset_at - time.time())))
+        response.headers["Retry-After"] = str(max(1, math.ceil(reset_at - time.time())))
 
 
 def clear_context(_error: BaseException | None) -> None:
