@@ -9,114 +9,33 @@ with newman's exit code. Extra arguments are passed on to ``newman run`` (e.g.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg
-from psycopg import sql
-from redis import Redis
 
-from tests.live import BIN, ROOT, Deployment, production_env
-from tests.mailbox import Mailbox, start_smtp_server
+from tests.live import ROOT
+from tests.mailbox import Mailbox
+from tools.stack import lifted_rate_limits, production_stack
 
 COLLECTION = ROOT / "docs" / "postman" / "warden.postman_collection.json"
 ENVIRONMENT = ROOT / "docs" / "postman" / "warden.local.postman_environment.json"
 NEWMAN = ROOT / "node_modules" / ".bin" / "newman"
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 ADMIN_EMAIL = "admin@example.com"
 # The collection logs in, registers and changes passwords more often in one minute, from one
 # address, than the production limits allow (RATELIMIT_LOGIN 10/min, RATELIMIT_REGISTER 5/min,
 # RATELIMIT_PASSWORD and RATELIMIT_EMAIL 5/min). Lift them for this run only; everything else is
 # the production configuration. The login backoff keeps its defaults: the collection fails at
 # most one login per account.
-HIGH_LIMIT = "10000 per minute"
-RATE_LIMITS = {
-    name: HIGH_LIMIT
-    for name in (
-        "RATELIMIT_DEFAULT",
-        "RATELIMIT_LOGIN",
-        "RATELIMIT_REGISTER",
-        "RATELIMIT_REFRESH",
-        "RATELIMIT_PASSWORD",
-        "RATELIMIT_EMAIL",
-    )
-}
-
-
-def libpq_url(raw: str) -> str:
-    """A URL psycopg accepts: Heroku's postgres:// and SQLAlchemy's +psycopg forms too."""
-    parts = urlsplit(raw)
-    if not parts.scheme.startswith("postgres"):
-        raise SystemExit(f"postman: TEST_DATABASE_URL must be a PostgreSQL URL, got {raw!r}")
-    return urlunsplit(parts._replace(scheme="postgresql"))
-
-
-def with_database(url: str, name: str) -> str:
-    """The same server URL naming another database."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def create_database(server_url: str, name: str) -> None:
-    """Create an empty database on the server."""
-    with psycopg.connect(server_url, autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def drop_database(server_url: str, name: str) -> None:
-    """Drop the database, disconnecting whoever still uses it."""
-    with psycopg.connect(server_url, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
-def create_admin(env: dict[str, str], email: str, password: str) -> None:
-    """Create the admin account with the flask command, password on stdin."""
-    result = subprocess.run(
-        [str(BIN / "flask"), "users", "create-admin", email, "--password-stdin"],
-        cwd=ROOT,
-        env=env,
-        input=password.encode(),
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).decode(errors="replace")
-        raise SystemExit(f"postman: flask users create-admin failed:\n{output}")
-
-
-def migrate(env: dict[str, str]) -> None:
-    """Run the migrations (``flask db upgrade``) on the new database."""
-    result = subprocess.run(
-        [str(BIN / "flask"), "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).decode(errors="replace")
-        raise SystemExit(f"postman: flask db upgrade failed:\n{output}")
+RATE_LIMITS = lifted_rate_limits("10000 per minute")
 
 
 def serve_mailbox(mailbox: Mailbox) -> ThreadingHTTPServer:
@@ -192,84 +111,30 @@ def report_mail(mailbox: Mailbox, timeout: float = 10.0, settle: float = 1.0) ->
     print(f"postman: the worker delivered {count} mail(s) to the SMTP sink: {subjects}")
 
 
-def stop_on_sigterm() -> None:
-    """Turn SIGTERM (a cancelled CI job) into SystemExit, so the cleanup below still runs."""
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def main(extra: list[str]) -> int:
     """Start the service, run the collection, stop; return newman's exit code."""
     if not NEWMAN.exists():
         print("postman: node_modules/.bin/newman is missing; run `npm ci` first", file=sys.stderr)
         return 2
-    stop_on_sigterm()
-    started = time.monotonic()
-    server_url = libpq_url(os.environ.get("TEST_DATABASE_URL") or DEFAULT_DATABASE_URL)
-    name = f"warden_postman_{uuid.uuid4().hex[:10]}"
-    redis_url = os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL
-    admin_password = secrets.token_urlsafe(24)
-    cleanup = contextlib.ExitStack()  # undone in reverse order, whatever happens
-    try:
-        cleanup.callback(lambda: print(f"postman: done in {time.monotonic() - started:.1f} s"))
-        redis = Redis.from_url(redis_url)
-        cleanup.callback(redis.close)
-        redis.flushdb()
-        cleanup.callback(redis.flushdb)
-        create_database(server_url, name)
-        cleanup.callback(drop_database, server_url, name)
-        controller, mailbox = start_smtp_server()
-        cleanup.callback(controller.stop)
-        mailbox_http = serve_mailbox(mailbox)
-        cleanup.callback(mailbox_http.server_close)
-        cleanup.callback(mailbox_http.shutdown)
-        mailbox_url = f"http://127.0.0.1:{mailbox_http.server_address[1]}"
-        folder = Path(tempfile.mkdtemp(prefix="warden-postman-"))
-        passed = False
-
-        def remove_logs() -> None:
-            if passed:  # a failed run keeps the server logs for a look
-                shutil.rmtree(folder, ignore_errors=True)
-
-        cleanup.callback(remove_logs)
-        env = production_env(
-            with_database(server_url, name),
-            SECRET_KEY=secrets.token_hex(20),
-            JWT_SECRET_KEY=secrets.token_hex(20),
-            REDIS_URL=redis_url,
-            MAIL_SERVER="127.0.0.1",
-            MAIL_PORT=str(controller.port),
-            MAIL_USE_TLS="false",
-            FRONTEND_URL="http://localhost:3000",
-            HOST="127.0.0.1",
-            WEB_CONCURRENCY="2",
-            BCRYPT_ROUNDS="4",
-            **RATE_LIMITS,
-        )
-        migrate(env)
-        deployment = Deployment(env=env, folder=folder)
-        # gunicorn.conf.py keeps the metrics of the web workers here; nobody else removes it.
-        metrics = Path(tempfile.gettempdir()) / f"warden-prometheus-{deployment.port}"
-        cleanup.callback(shutil.rmtree, metrics, ignore_errors=True)
-        cleanup.callback(deployment.stop_all)
-        deployment.start("web")
-        deployment.start("worker")
-        create_admin(env, ADMIN_EMAIL, admin_password)  # while gunicorn boots
-        deployment.wait_ready()
-        print(f"postman: Warden is ready at {deployment.base}; logs in {folder}", flush=True)
-        command = newman_command(deployment.base, mailbox_url, admin_password, extra)
-        code = subprocess.run(command, cwd=ROOT, check=False).returncode
-        report_mail(mailbox)
-        passed = code == 0
-        if not passed:
-            print(deployment.logs()[-8000:], file=sys.stderr)
-            print(f"postman: newman failed ({code}); the server logs are kept in {folder}")
+    overrides = {"WEB_CONCURRENCY": "2", "BCRYPT_ROUNDS": "4", **RATE_LIMITS}
+    with production_stack(
+        "postman", redis_db=14, admin_email=ADMIN_EMAIL, overrides=overrides
+    ) as stack:
+        mailbox_http = serve_mailbox(stack.mailbox)
+        try:
+            mailbox_url = f"http://127.0.0.1:{mailbox_http.server_address[1]}"
+            command = newman_command(
+                stack.deployment.base, mailbox_url, stack.admin_password, extra
+            )
+            code = subprocess.run(command, cwd=ROOT, check=False).returncode
+            report_mail(stack.mailbox)
+        finally:
+            mailbox_http.shutdown()
+            mailbox_http.server_close()
+        if code != 0:
+            stack.failed()
+            print(f"postman: newman failed ({code})")
         return code
-    finally:
-        cleanup.close()
 
 
 if __name__ == "__main__":
