@@ -244,14 +244,14 @@ def engine_options(url: str, env: Mapping[str, str] | None = None) -> dict[str, 
     if not url.startswith("postgresql"):
         return {"hide_parameters": True}
     statement_timeout = _int(env, "DB_STATEMENT_TIMEOUT_MS", 10_000, minimum=0)
-    connect_args: dict[str, Any] = {
-        # Fail fast instead of hanging when the database is unreachable or stuck.
-        "connect_timeout": 2,
-        "options": f"-c statement_timeout={statement_timeout}",
-    }
+    # Fail fast instead of hanging when the database is unreachable or stuck.
+    connect_args: dict[str, Any] = {"connect_timeout": 2}
     if _bool(env, "DB_PGBOUNCER", False):
-        # PgBouncer in transaction mode cannot keep server-side prepared statements.
+        # PgBouncer in transaction mode keeps no server-side prepared statements, and may
+        # refuse startup options: set statement_timeout on the database role instead.
         connect_args["prepare_threshold"] = None
+    elif statement_timeout:
+        connect_args["options"] = f"-c statement_timeout={statement_timeout}"
     return {
         "pool_pre_ping": True,
         "pool_timeout": 2,

@@ -32,7 +32,7 @@ timeout = 30
 graceful_timeout = 25
 keepalive = 5
 # The app writes one JSON line per request itself; GUNICORN_ACCESS_LOG=1 adds gunicorn's.
-ACCESS_LOG = bool(os.environ.get("GUNICORN_ACCESS_LOG"))
+ACCESS_LOG = (os.environ.get("GUNICORN_ACCESS_LOG") or "").lower() in ("1", "true", "yes", "on")
 accesslog = "-" if ACCESS_LOG else None
 # No Referer: a page on the API's origin could carry a mailed link's token in it.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
