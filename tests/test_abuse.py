@@ -40,7 +40,8 @@ def test_login_rate_limit_answers_429_with_headers(app_factory: AppFactory) -> N
     assert limited.headers["X-RateLimit-Limit"] == "3"
     assert limited.headers["X-RateLimit-Remaining"] == "0"
     assert int(limited.headers["X-RateLimit-Reset"]) > time.time()
-    assert statuses[0].headers["X-RateLimit-Remaining"] == "2"
+    # Only a 429 carries them: reading the window costs a Redis round trip per request.
+    assert "X-RateLimit-Remaining" not in statuses[0].headers
 
 
 def test_default_limit_covers_every_api_route_but_not_probes(app_factory: AppFactory) -> None:

@@ -66,9 +66,12 @@ def finish_request(response: Response) -> Response:
 
 
 def add_rate_limit_headers(response: Response) -> None:
-    """Describe the tightest limit applied to this request; on 429 say when to retry."""
+    """On a 429, describe the limit that was hit and say when to retry.
+
+    Only then: reading a window's state costs a Redis round trip on every request.
+    """
     current = limiter.current_limit
-    if current is None:
+    if current is None or response.status_code != 429:
         return
     try:
         # Read from the limiter's storage now, after the view: Redis may have failed since.
@@ -79,7 +82,7 @@ def add_rate_limit_headers(response: Response) -> None:
     response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
     response.headers["X-RateLimit-Remaining"] = str(remaining)
     response.headers["X-RateLimit-Reset"] = str(int(reset_at))
-    if response.status_code == 429 and "Retry-After" not in response.headers:
+    if "Retry-After" not in response.headers:
         response.headers["Retry-After"] = str(max(1, math.ceil(reset_at - time.time())))
 
 

@@ -10,6 +10,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from project.extensions import redis_client
+from project.models import User
+from project.repositories.user_cache import UserCache
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,20 @@ class SessionStateCache:
             logger.warning("session state lookup failed: %s", type(exc).__name__)
             return None
         return None if state is None else state == ACTIVE
+
+    def lookup_with_user(
+        self, session_id: uuid.UUID, user_id: uuid.UUID
+    ) -> tuple[bool | None, User | None]:
+        """The session's state and the cached user, in one round trip (the hot path)."""
+        if self.client is None:
+            return None, None
+        try:
+            state, raw_user = self.client.mget(_key(session_id), UserCache.key(user_id))
+        except RedisError as exc:
+            logger.warning("session state lookup failed: %s", type(exc).__name__)
+            return None, None
+        known = None if state is None else state == ACTIVE
+        return known, UserCache.parse(raw_user) if known else None
 
     def remember_active(self, session_id: uuid.UUID) -> None:
         """Cache an active answer, unless a revocation marker is already there (NX)."""

@@ -78,6 +78,16 @@ class UserCache:
         except RedisError as exc:
             logger.warning("user cache read failed: %s", type(exc).__name__)
             raw = None
+        return self.parse(raw)
+
+    @staticmethod
+    def key(user_id: uuid.UUID) -> str:
+        """The Redis key of a user's copy (for callers that batch reads)."""
+        return _key(user_id)
+
+    @staticmethod
+    def parse(raw: object) -> User | None:
+        """Decode a value read from the user's key; None (a miss) for nothing or a tombstone."""
         if raw is None or raw == TOMBSTONE:
             metrics.USER_CACHE.labels("miss").inc()
             return None

@@ -216,13 +216,11 @@ def authenticate(*, user_id: uuid.UUID, session_id: uuid.UUID, token_version: in
     its password hash: use cases that change a user load it themselves.
     """
     cache = SessionStateCache()
-    state = cache.lookup(session_id)
+    state, user = cache.lookup_with_user(session_id, user_id)
     if state is False:
         raise errors.TokenRevoked("This session has ended.")
     users = UserCache()
-    user: User | None
     if state is True:
-        user = users.get(user_id)
         if user is None:
             user = UserRepository().get(user_id)
             if user is not None:
