@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint format install install-dev clean docs postman fuzz bench
+.PHONY: run test lint format install install-dev clean docs postman fuzz bench bench-scale
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,3 +58,11 @@ fuzz: install-dev
 postman: install-dev
 	npm ci --no-audit --no-fund
 	$(BIN)/python tools/postman.py
+
+## bench: wrk against Warden and a bare-Flask floor on PostgreSQL + Redis (docs/performance.md)
+bench: install-dev
+	$(BIN)/python bench/run.py
+
+## bench-scale: latencies at 1,000 and 1,000,000 users
+bench-scale: install-dev
+	$(BIN)/python bench/run.py --scale
