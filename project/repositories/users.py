@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 
-from sqlalchemy import Connection, Uuid, insert, literal, select, tuple_
+from sqlalchemy import Connection, Uuid, insert, literal, select, text, tuple_
 
 from project.models import Role, User
 from project.models.types import UTCDateTime
@@ -100,6 +100,8 @@ class UserRepository(BaseRepository[User]):
         assert raw is not None
         count = 0
         statement = f"COPY users ({', '.join(columns)}) FROM STDIN"
+        # A million rows take longer than the request-sized DB_STATEMENT_TIMEOUT_MS.
+        connection.execute(text("SET LOCAL statement_timeout = 0"))
         with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
             for row in rows:
                 copy.write_row([row[column] for column in columns])
