@@ -11,15 +11,19 @@ See bench/README.md for what is measured and why, and docs/performance.md for fi
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import math
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,7 +192,20 @@ class Bench:
             target = self.targets[target_name]
             server = target.warden.server
             mode = self.mode(target, endpoint, round_no, load.duration)
-        result, meter, quiet = self.measure(server, endpoint, mode, load)
+        restarted = False
+        try:
+            result, meter, quiet = self.measure(server, endpoint, mode, load)
+        except wrk_runner.NoSummaryError:
+            if server.alive():
+                raise
+            # Killed from outside (or it crashed): say why, start it again, run again.
+            code = server.popen.returncode if server.popen else None
+            tail = server.restart("/" if endpoint.key == "floor" else "/health/ready")
+            say(f"  {server.name} had exited (code {code}); restarted. Log tail:\n{tail}")
+            if endpoint.key == "refresh":
+                mode = self.mode(target, endpoint, round_no, load.duration)  # a fresh pool
+            result, meter, quiet = self.measure(server, endpoint, mode, load)
+            restarted = True
         if endpoint.key == "floor":
             self.floor_rps_seen = max(self.floor_rps_seen, result.rps)
         elif endpoint.key == "refresh":
@@ -219,6 +236,7 @@ class Bench:
                 "server_cpu_ms": round(1000 * meter.server_seconds / max(result.requests, 1), 3),
                 "cpu": meter.as_dict(),
                 "busy_before": round(quiet, 3),
+                "server_restarted": restarted,
                 "threads": load.threads,
                 "connections": load.connections,
                 "seconds": load.duration,
@@ -449,6 +467,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quiet-wait", type=float, default=20, help="longest wait for quiet, seconds (20)"
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep server logs and files")
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=1800,
+        help="longest wait for another benchmark on this machine to finish, s (1800)",
+    )
     parser.add_argument("--scale", action="store_true", help="latency at 1K and 1M users")
     parser.add_argument(
         "--scale-sizes", default="1000,1000000", help="user counts for --scale (1000,1000000)"
@@ -466,24 +490,60 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+@contextmanager
+def exclusive(wait: float) -> Iterator[None]:
+    """One benchmark at a time on this machine: two would share the cores and Redis db."""
+    path = Path(tempfile.gettempdir()) / "warden-bench.lock"
+    with path.open("a+") as handle:
+        deadline = time.monotonic() + wait
+        warned = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise stack.BenchError(f"another benchmark still holds {path}") from None
+                if not warned:
+                    say(f"another benchmark is running ({path}); waiting for it to finish")
+                    warned = True
+                time.sleep(2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C, so databases are dropped and servers stopped.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         wrk = stack.require_wrk()
         stack.check_services()
-        if args.scale:
-            from bench import scale
-
-            return scale.run(args, wrk)
-        if args.profile:
-            from bench import profile
-
-            return profile.run(args, wrk)
-        return run_bench(args, wrk)
+        with exclusive(args.lock_wait):
+            return dispatch(args, wrk)
     except stack.BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
+
+
+def dispatch(args: argparse.Namespace, wrk: str) -> int:
+    """Run the selected mode."""
+    if args.scale:
+        from bench import scale
+
+        return scale.run(args, wrk)
+    if args.profile:
+        from bench import profile
+
+        return profile.run(args, wrk)
+    return run_bench(args, wrk)
 
 
 if __name__ == "__main__":

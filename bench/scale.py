@@ -1,7 +1,8 @@
 """bench/run.py --scale: do latencies hold from 1,000 to 1,000,000 users?
 
 For each size: a fresh database, `flask seed-users N` (timed), VACUUM ANALYZE, Warden under
-gunicorn as in the main run, then p50/p99 of each operation over a few interleaved rounds.
+gunicorn as in the main run. Then a few rounds, each measuring every operation at every size
+in turn (the deployments run side by side), and the median of the per-round ratios.
 wrk runs with 2 connections (one per worker), so the latencies are service times rather
 than time spent queueing behind other requests; the point is the 1M/1K ratio per operation.
 """
@@ -63,14 +64,16 @@ def middle_cursor(warden: stack.Warden, size: int) -> str:
 
 
 def prepare(
-    size: int, args: argparse.Namespace, box: stack.Sink
+    size: int, args: argparse.Namespace, box: stack.Sink, redis_offset: int
 ) -> tuple[stack.Warden, dict[str, Any], dict[str, Any]]:
     """Seed a fresh deployment with ``size`` users; return it, the wrk inputs and facts."""
+    from bench.run import target_roots
+
     warden = stack.start_warden(
         label=f"scale{size}",
-        root=stack.HARNESS_ROOT,
+        root=next(iter(target_roots(args).values())),
         box=box,
-        redis_offset=0,
+        redis_offset=redis_offset,
         bcrypt_rounds=args.bcrypt_rounds,
         workers=args.workers,
     )
@@ -161,67 +164,94 @@ def prepare(
 
 
 def measure(
-    warden: stack.Warden,
-    inputs: dict[str, Any],
+    deployments: dict[str, tuple[stack.Warden, dict[str, Any]]],
     args: argparse.Namespace,
     wrk: str,
-) -> dict[str, Any]:
-    """Warm up, then ``rounds`` interleaved rounds of every operation; medians."""
-    rows: dict[str, list[wrk_runner.Result]] = {op.key: [] for op in OPERATIONS}
+) -> dict[str, dict[str, list[wrk_runner.Result]]]:
+    """A warm-up, then ``rounds`` rounds; in each, every operation at every size in turn.
+
+    The sizes run side by side (one gunicorn each, idle while the other is measured), so
+    a machine that slows down between rounds slows both sides alike.
+    """
+    rows: dict[str, dict[str, list[wrk_runner.Result]]] = {
+        size: {op.key: [] for op in OPERATIONS} for size in deployments
+    }
+    sizes = list(deployments)
     for round_no in range(args.rounds + 1):
         for op in OPERATIONS:
-            path, mode = inputs[op.key]
-            seconds = (args.warmup if round_no == 0 else args.duration) * (2 if op.slow else 1)
-            load = Load(args.threads, args.scale_connections, seconds)
-            machine.wait_quiet(args.quiet_level, args.quiet_wait, say)
-            result = wrk_runner.run(wrk, warden.server.base + path, load, *mode)
-            if result.status_errors or result.errors:
-                say(f"  {op.key}: {result.status_errors} non-2xx, {result.errors} socket errors")
-            if round_no == 0:
-                continue
-            rows[op.key].append(result)
-            say(
-                f"  round {round_no} {op.key:<20} {result.rps:8.1f} req/s  "
-                f"p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms"
-            )
-    return {
-        key: {
-            "rps": round(statistics.median(r.rps for r in results), 2),
-            "p50_ms": round(statistics.median(r.p50_ms for r in results), 2),
-            "p99_ms": round(statistics.median(r.p99_ms for r in results), 2),
-            "non_2xx": sum(r.status_errors for r in results),
-            "rounds": [r.as_dict() for r in results],
-        }
-        for key, results in rows.items()
-    }
+            # Alternate which size goes first.
+            for size in sizes if round_no % 2 else list(reversed(sizes)):
+                warden, inputs = deployments[size]
+                path, mode = inputs[op.key]
+                seconds = (args.warmup if round_no == 0 else args.duration) * (2 if op.slow else 1)
+                load = Load(args.threads, args.scale_connections, seconds)
+                machine.wait_quiet(args.quiet_level, args.quiet_wait, say)
+                result, restarted = wrk_runner.run_on(
+                    warden.server, "/health/ready", say, wrk, warden.server.base + path, load, *mode
+                )
+                if restarted:
+                    say(f"  {op.key}: measured again after a restart of the server")
+                if result.status_errors or result.errors:
+                    say(
+                        f"  {op.key}: {result.status_errors} non-2xx, {result.errors} socket errors"
+                    )
+                if round_no == 0:
+                    continue
+                rows[size][op.key].append(result)
+                say(
+                    f"  round {round_no} {int(size):>9,} {op.key:<20} {result.rps:8.1f} req/s  "
+                    f"p50 {result.p50_ms:8.2f} ms  p99 {result.p99_ms:8.2f} ms"
+                )
+    return rows
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values))
 
 
 def run(args: argparse.Namespace, wrk: str) -> int:
-    """Measure every size, then the 1M/1K (largest/smallest) ratios."""
-    sizes = [int(value) for value in args.scale_sizes.split(",")]
+    """Seed every size, measure them interleaved, then the largest/smallest ratios."""
+    sizes = [str(int(value)) for value in args.scale_sizes.split(",")]
     started = time.monotonic()
-    per_size: dict[str, Any] = {}
+    facts: dict[str, Any] = {}
+    deployments: dict[str, tuple[stack.Warden, dict[str, Any]]] = {}
     with stack.sink(keep_logs=args.keep_logs) as box:
-        for size in sizes:
-            warden, inputs, facts = prepare(size, args, box)
-            try:
-                per_size[str(size)] = {
-                    "facts": facts,
-                    "operations": measure(warden, inputs, args, wrk),
-                }
-            finally:
+        try:
+            for offset, size in enumerate(sizes):
+                warden, inputs, facts[size] = prepare(int(size), args, box, offset)
+                deployments[size] = (warden, inputs)
+            rows = measure(deployments, args, wrk)
+        finally:
+            for warden, _inputs in deployments.values():
                 warden.stop()
-    small, large = str(min(sizes)), str(max(sizes))
+    small, large = sizes[0], sizes[-1]
+    per_size = {
+        size: {
+            "facts": facts[size],
+            "operations": {
+                key: {
+                    "rps": round(_median([r.rps for r in results]), 2),
+                    "p50_ms": round(_median([r.p50_ms for r in results]), 2),
+                    "p99_ms": round(_median([r.p99_ms for r in results]), 2),
+                    "non_2xx": sum(r.status_errors for r in results),
+                    "rounds": [r.as_dict() for r in results],
+                }
+                for key, results in rows[size].items()
+            },
+        }
+        for size in sizes
+    }
     ratios = {}
     for op in OPERATIONS:
-        a = per_size[small]["operations"][op.key]
-        b = per_size[large]["operations"][op.key]
-        p50 = b["p50_ms"] / a["p50_ms"]
-        p99 = b["p99_ms"] / a["p99_ms"]
+        pairs = list(zip(rows[small][op.key], rows[large][op.key], strict=True))
+        p50 = _median([b.p50_ms / a.p50_ms for a, b in pairs])
+        p99 = _median([b.p99_ms / a.p99_ms for a, b in pairs])
         ratios[op.key] = {
             "label": op.label,
             "p50_ratio": round(p50, 2),
             "p99_ratio": round(p99, 2),
+            "p50_ratio_rounds": [round(b.p50_ms / a.p50_ms, 2) for a, b in pairs],
+            "p99_ratio_rounds": [round(b.p99_ms / a.p99_ms, 2) for a, b in pairs],
             "target": TARGET_RATIO,
             "met": bool(p50 <= TARGET_RATIO and p99 <= TARGET_RATIO),
         }
@@ -229,7 +259,7 @@ def run(args: argparse.Namespace, wrk: str) -> int:
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine.describe(wrk),
         "settings": {
-            "sizes": sizes,
+            "sizes": [int(size) for size in sizes],
             "rounds": args.rounds,
             "duration_s": args.duration,
             "login_duration_s": args.duration * 2,
@@ -239,6 +269,7 @@ def run(args: argparse.Namespace, wrk: str) -> int:
             "bcrypt_rounds": args.bcrypt_rounds,
             "narrow_prefix": NARROW_PREFIX,
             "wide_prefix": WIDE_PREFIX,
+            "ratio": "median over rounds of (largest / smallest) within the round",
         },
         "sizes": per_size,
         "ratios": ratios,
@@ -281,7 +312,10 @@ def table(document: dict[str, Any]) -> str:
             f"{ratio['p50_ratio']:6.2f} {a['p99_ms']:11.2f} {b['p99_ms']:12.2f} "
             f"{ratio['p99_ratio']:6.2f}  {'yes' if ratio['met'] else 'NO'}"
         )
-    lines.append("latencies in ms, medians over rounds, wrk with one connection per worker")
+    lines.append(
+        "latencies in ms, medians over rounds; x: median of the per-round ratios "
+        "(sizes measured alternately in each round); wrk with one connection per worker"
+    )
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -181,6 +182,18 @@ class Server:
             time.sleep(0.2)
         tail = self.log.read_text(errors="replace")[-3000:]
         raise BenchError(f"{self.name} did not become ready at {self.base}{path}:\n{tail}")
+
+    def alive(self) -> bool:
+        """Whether the gunicorn master still runs."""
+        return self.popen is not None and self.popen.poll() is None
+
+    def restart(self, ready_path: str) -> str:
+        """Start it again after it died; return the end of its log (why it died)."""
+        tail = self.log.read_text(errors="replace")[-2000:]
+        self.log.rename(self.log.with_suffix(f".{int(time.time())}.log"))
+        self.start()
+        self.wait_ready(ready_path)
+        return tail
 
     def worker_pids(self) -> list[int]:
         """The gunicorn worker processes (children of the master)."""
@@ -420,12 +433,14 @@ def sink(keep_logs: bool = False) -> Iterator[Sink]:
     """Start the SMTP sink and make a scratch folder; stop and remove them afterwards."""
     controller, mailbox = start_smtp_server()
     folder = Path(tempfile.mkdtemp(prefix="warden-bench-"))
+    failed = True
     try:
         yield Sink(controller, mailbox, folder)
+        failed = False
     finally:
         controller.stop()
-        if keep_logs:
-            print(f"logs kept in {folder}")
+        if keep_logs or failed:
+            print(f"bench: logs kept in {folder}", file=sys.stderr)
         else:
             shutil.rmtree(folder, ignore_errors=True)
 

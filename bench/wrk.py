@@ -51,6 +51,10 @@ class Result:
         return {**asdict(self), "rps": round(self.rps, 2), "ok": self.ok}
 
 
+class NoSummaryError(RuntimeError):
+    """wrk ended without its summary line (the server refused or died)."""
+
+
 def run(wrk: str, url: str, load: Load, *mode: str, timeout_s: int = 30) -> Result:
     """Run wrk against ``url`` in one mode of bench/wrk.lua."""
     command = [
@@ -73,7 +77,7 @@ def run(wrk: str, url: str, load: Load, *mode: str, timeout_s: int = 30) -> Resu
             data = json.loads(line[len(MARKER) :])
             break
     else:
-        raise RuntimeError(f"wrk gave no summary:\n{completed.stdout}\n{completed.stderr}")
+        raise NoSummaryError(f"wrk gave no summary:\n{completed.stdout}\n{completed.stderr}")
     errors = data["errors"]
     latency = data["latency_us"]
     return Result(
@@ -88,3 +92,21 @@ def run(wrk: str, url: str, load: Load, *mode: str, timeout_s: int = 30) -> Resu
         exhausted=bool(data["exhausted_threads"]),
         tokens_used=int(data["tokens_used"]),
     )
+
+
+def run_on(
+    server: Any, ready_path: str, say: Any, wrk: str, url: str, load: Load, *mode: str
+) -> tuple[Result, bool]:
+    """run(), and if the server under test died meanwhile, restart it and run once more.
+
+    Returns the result and whether a restart happened (the report says so).
+    """
+    try:
+        return run(wrk, url, load, *mode), False
+    except NoSummaryError:
+        if server.alive():
+            raise
+        code = server.popen.returncode
+        tail = server.restart(ready_path)
+        say(f"  the server had exited (code {code}); restarted it. Its last lines:\n{tail}")
+        return run(wrk, url, load, *mode), True
