@@ -117,6 +117,8 @@ class Config:
         self.READY_REQUIRES_REDIS = _bool(env, "READY_REQUIRES_REDIS", True)
         self.ACCESS_TOKEN_TTL = _int(env, "ACCESS_TOKEN_TTL", 900, minimum=1)
         self.REFRESH_TOKEN_TTL = _int(env, "REFRESH_TOKEN_TTL", 2_592_000, minimum=1)
+        # Verified tokens each worker remembers until they expire (0: verify every time).
+        self.TOKEN_CACHE_SIZE = _int(env, "TOKEN_CACHE_SIZE", 4096, minimum=0)
         self.BCRYPT_ROUNDS = _int(env, "BCRYPT_ROUNDS", 12, minimum=4)
         if self.BCRYPT_ROUNDS > 31:
             raise ConfigError(f"BCRYPT_ROUNDS must be at most 31, got {self.BCRYPT_ROUNDS}")

@@ -2,7 +2,6 @@
 
 from flask import current_app, request
 from flask_cors import CORS
-from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
@@ -12,6 +11,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from project.api.openapi import Api
 from project.core.redis_client import RedisClient
+from project.core.verified_tokens import CachingJWTManager
 
 # Deterministic constraint names, so migrations can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -33,7 +33,7 @@ class Base(DeclarativeBase):
 # the connection drops right after the commit).
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
-jwt = JWTManager()
+jwt = CachingJWTManager()
 cors = CORS()
 api = Api()
 redis_client = RedisClient()

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, make_url, text
 from config import TestingConfig, database_url, engine_options
 from project import create_app
 from project.core import tasks
+from project.core.verified_tokens import CACHE_KEY
 from project.extensions import db, limiter, redis_client
 from project.models import Role, User
 from project.services import auth as auth_service
@@ -188,6 +189,7 @@ def reset_shared_state(application: Flask) -> None:
     with application.app_context():
         limiter.reset()
         application.extensions.pop("warden.login_attempts", None)
+        application.extensions[CACHE_KEY].clear()
         if redis_client.client is not None:
             with contextlib.suppress(RedisError):  # some tests point at a Redis that is down
                 redis_client.client.flushdb()

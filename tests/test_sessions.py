@@ -9,9 +9,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_jwt_extended import decode_token as verify_token
 from redis import Redis
 
 from project.models import User
+from project.repositories.sessions import SessionRepository
+from project.services import auth as auth_service
+from project.services.client import ClientInfo
 from tests.conftest import PASSWORD, assert_problem, bearer, make_config, register_and_login
 
 Login = Callable[..., dict[str, Any]]
@@ -134,6 +138,37 @@ def test_reuse_interval_tolerates_a_concurrent_refresh(app_factory: Callable[...
     # A token two generations old is still a replay.
     replay = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"]))
     assert_problem(replay, 401, "refresh_token_reused")
+
+
+def decode_token(token: str, application: Flask) -> dict[str, Any]:
+    """The verified claims of a token issued by ``application``."""
+    with application.app_context():
+        return verify_token(token)
+
+
+def test_a_rotation_by_a_concurrent_request_is_read_fresh(
+    app_factory: Callable[..., Flask],
+) -> None:
+    """The refresh that loses the race sees the winner's row, not the copy it loaded first."""
+    application = app_factory(REFRESH_REUSE_INTERVAL=30)
+    client = application.test_client()
+    tokens = register_and_login(client, "slow@example.com")
+    claims = decode_token(tokens["refresh_token"], application)
+    session_id = uuid.UUID(claims["sid"])
+    with application.test_request_context():
+        loaded = SessionRepository().get_with_user(session_id)  # as the token check did
+        assert loaded is not None
+        winner = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"]))
+        assert winner.status_code == 200
+        pair = auth_service.refresh(
+            user=loaded[1], session_id=session_id, jti=claims["jti"], client=ClientInfo()
+        )
+    assert (
+        decode_token(pair.refresh_token, application)["jti"]
+        == decode_token(winner.json["refresh_token"], application)["jti"]
+    )
+    renewed = client.post("/api/v1/auth/refresh", headers=bearer(pair.refresh_token))
+    assert renewed.status_code == 200
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import time
 import uuid
 from functools import partial
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
+from flask.sessions import SessionInterface, SessionMixin
 from redis.exceptions import RedisError
 
 from project.core import context, metrics, tasks
@@ -92,8 +93,20 @@ def clear_context(_error: BaseException | None) -> None:
     context.clear()
 
 
+class NoCookieSession(SessionInterface):
+    """Warden keeps no Flask cookie session: skip reading and signing one per request."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin:
+        """A null session, which refuses writes."""
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Nothing to save."""
+
+
 def register_request_hooks(app: Flask) -> None:
     """Install the hooks on ``app``."""
+    app.session_interface = NoCookieSession()
     app.before_request(start_request)
     app.after_request(finish_request)
     app.teardown_request(clear_context)

@@ -57,12 +57,18 @@ class SessionStateCache:
         known = None if state is None else state == ACTIVE
         return known, UserCache.parse(raw_user) if known else None
 
-    def remember_active(self, session_id: uuid.UUID) -> None:
-        """Cache an active answer, unless a revocation marker is already there (NX)."""
+    def remember_active_with_user(self, session_id: uuid.UUID, user: User) -> None:
+        """Cache an active answer and the user's copy in one round trip.
+
+        Both NX: a revocation marker or a user tombstone already there wins.
+        """
         if self.client is None:
             return
         try:
-            self.client.set(_key(session_id), ACTIVE, ex=ACTIVE_TTL, nx=True)
+            pipeline = self.client.pipeline(transaction=False)
+            pipeline.set(_key(session_id), ACTIVE, ex=ACTIVE_TTL, nx=True)
+            UserCache.stage_put(pipeline, user)
+            pipeline.execute()
         except RedisError as exc:
             logger.warning("session state write failed: %s", type(exc).__name__)
 

@@ -17,9 +17,16 @@ class SessionRepository(BaseRepository[Session]):
     model = Session
 
     def get_with_user(self, session_id: uuid.UUID) -> tuple[Session, User] | None:
-        """Return a session and its user in one query, or None."""
+        """Return a session and its user in one query, or None.
+
+        Always as the database has them now, even if this request loaded them before (a
+        concurrent refresh may have rotated the session meanwhile).
+        """
         row = self.session.execute(
-            select(Session, User).join(User).where(Session.id == session_id)
+            select(Session, User)
+            .join(User)
+            .where(Session.id == session_id)
+            .execution_options(populate_existing=True)
         ).one_or_none()
         return None if row is None else (row[0], row[1])
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
@@ -99,9 +100,14 @@ class UserCache:
         if self.client is None:
             return
         try:
-            self.client.set(_key(user.id), _encode(user), ex=TTL, nx=True)
+            self.stage_put(self.client, user)
         except RedisError as exc:
             logger.warning("user cache write failed: %s", type(exc).__name__)
+
+    @staticmethod
+    def stage_put(target: Redis | Pipeline, user: User) -> None:
+        """Write the user's copy with ``target`` (a client, or a pipeline to batch it)."""
+        target.set(_key(user.id), _encode(user), ex=TTL, nx=True)
 
     def invalidate(self, user_ids: set[uuid.UUID]) -> None:
         """Drop cached copies of these users on every instance."""

@@ -157,8 +157,14 @@ def _issue(user: User, session_id: uuid.UUID, refresh_jti: str) -> TokenPair:
     )
 
 
-def refresh(*, session_id: uuid.UUID, jti: str, client: ClientInfo) -> TokenPair:
-    """Rotate a session's refresh token; a rotated token presented again ends the session."""
+def refresh(*, user: User, session_id: uuid.UUID, jti: str, client: ClientInfo) -> TokenPair:
+    """Rotate a session's refresh token; a rotated token presented again ends the session.
+
+    ``user`` is the session's user as the token check found it. The conditional UPDATE
+    alone decides a rotation (it refuses a revoked, expired or already rotated session), so
+    the usual path reads nothing more; only a refused rotation loads the session to tell
+    a concurrent retry from a replay.
+    """
     sessions = SessionRepository()
     now = utcnow()
     new_jti = new_token_id()
@@ -171,14 +177,14 @@ def refresh(*, session_id: uuid.UUID, jti: str, client: ClientInfo) -> TokenPair
         ip=client.ip,
         user_agent=client.user_agent,
     )
-    found = sessions.get_with_user(session_id)
-    if found is None or not found[1].is_active:
-        raise errors.TokenRevoked("This session has ended.")
-    session, user = found
     if rotated:
         db.session.commit()
         metrics.TOKENS_ISSUED.labels("refresh").inc()
         return _issue(user, session_id, new_jti)
+    found = sessions.get_with_user(session_id)
+    if found is None or not found[1].is_active:
+        raise errors.TokenRevoked("This session has ended.")
+    session, user = found
     if not session.is_active_at(now):
         raise errors.TokenRevoked("This session has ended.")
     if _within_reuse_interval(session, jti):
@@ -230,8 +236,7 @@ def authenticate(*, user_id: uuid.UUID, session_id: uuid.UUID, token_version: in
         if found is None or not found[0].is_active_at(utcnow()) or found[1].id != user_id:
             raise errors.TokenRevoked("This session has ended.")
         user = found[1]
-        cache.remember_active(session_id)
-        users.put(user)
+        cache.remember_active_with_user(session_id, user)
     if user is None or not user.is_active:
         raise errors.TokenRevoked("This session has ended.")
     if token_version is not None and token_version != user.token_version:

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from flask import current_app
-from flask_jwt_extended import current_user
+from flask_jwt_extended import current_user, get_current_user
 
 from project.api.arguments import Blueprint
 from project.api.auth import (
@@ -115,7 +115,10 @@ def refresh() -> dict[str, Any] | TokenPair:
     `refresh_token_reused`).
     """
     pair = auth.refresh(
-        session_id=current_session_id(), jti=current_token_id(), client=client_info()
+        user=get_current_user(),
+        session_id=current_session_id(),
+        jti=current_token_id(),
+        client=client_info(),
     )
     return deliver_tokens(pair, cookie=came_in_cookie())
 
