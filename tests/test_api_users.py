@@ -193,6 +193,36 @@ def test_admin_list_filters(
     assert "beta@example.com" in emails(role="user", is_active="true")
 
 
+def test_admin_list_filtered_by_email_pages_in_email_order(
+    client: FlaskClient, make_user: MakeUser, admin_headers: dict[str, str]
+) -> None:
+    for name in ("page-c", "page-a", "page-d", "page-b", "other"):  # created in this order
+        make_user(email=f"{name}@example.com")
+
+    def page(**query: Any) -> dict[str, Any]:
+        response = client.get("/api/v1/users", query_string=query, headers=admin_headers)
+        assert response.status_code == 200, response.json
+        return response.json  # type: ignore[no-any-return]
+
+    first = page(email="PAGE-", limit=3)
+    assert [item["email"] for item in first["items"]] == [
+        "page-a@example.com",
+        "page-b@example.com",
+        "page-c@example.com",
+    ]
+    rest = page(email="page-", limit=3, cursor=first["next_cursor"])
+    assert [item["email"] for item in rest["items"]] == ["page-d@example.com"]
+    assert rest["next_cursor"] is None
+    by_age = page(limit=1)
+    # A cursor continues only the order it came from.
+    for query in (
+        {"cursor": first["next_cursor"]},
+        {"cursor": by_age["next_cursor"], "email": "page-"},
+    ):
+        response = client.get("/api/v1/users", query_string=query, headers=admin_headers)
+        assert "cursor" in assert_problem(response, 422, "validation_error")["errors"]
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -201,6 +231,7 @@ def test_admin_list_filters(
         ({"limit": "many"}, "limit"),
         ({"cursor": "garbage!!"}, "cursor"),
         ({"cursor": "WyJ4IiwgInkiXQ"}, "cursor"),
+        ({"cursor": "WyJlbWFpbCIsIDVd", "email": "a"}, "cursor"),  # ["email", 5]
         ({"role": "root"}, "role"),
         ({"is_active": "maybe"}, "is_active"),
         ({"sort": "email"}, "sort"),

@@ -32,11 +32,12 @@ SEEDED = 20_000
 PREFIX = "plan"
 # plan0001200 .. plan0001299: 100 of the 20,000 users.
 EMAIL_PREFIX = "plan00012"
+# plan0010000 .. plan0019999: half of them, all created after the first 10,000.
+BROAD_PREFIX = "plan001"
 PAGE = 21  # services.users.list_users asks for limit + 1 rows
 
 PRIMARY_KEY = "pk_users"
 EMAIL_UNIQUE = "uq_users_email_normalized"
-EMAIL_PATTERN = "ix_users_email_normalized_pattern"
 CREATED_AT_ID = "ix_users_created_at_id"
 
 
@@ -119,7 +120,7 @@ def plans(app: Flask) -> dict[str, Case]:
         "get_by_id": (lambda users, middle: users.get(middle.id), {PRIMARY_KEY}),
         "get_by_email": (
             lambda users, middle: users.get_by_email(middle.email_normalized),
-            {EMAIL_UNIQUE, EMAIL_PATTERN},
+            {EMAIL_UNIQUE},
         ),
         "admin_first_page": (
             lambda users, _middle: users.page(filters=UserFilters(), limit=PAGE, after=None),
@@ -135,7 +136,21 @@ def plans(app: Flask) -> dict[str, Case]:
             lambda users, _middle: users.page(
                 filters=UserFilters(email_prefix=EMAIL_PREFIX), limit=PAGE, after=None
             ),
-            {EMAIL_PATTERN},
+            {EMAIL_UNIQUE},
+        ),
+        "broad_email_prefix": (
+            lambda users, _middle: users.page(
+                filters=UserFilters(email_prefix=BROAD_PREFIX), limit=PAGE, after=None
+            ),
+            {EMAIL_UNIQUE},
+        ),
+        "email_prefix_next_page": (
+            lambda users, middle: users.page(
+                filters=UserFilters(email_prefix=BROAD_PREFIX),
+                limit=PAGE,
+                after=middle.email_normalized,
+            ),
+            {EMAIL_UNIQUE},
         ),
     }
     cases: dict[str, Case] = {}
@@ -163,7 +178,16 @@ def plans(app: Flask) -> dict[str, Case]:
 
 
 @pytest.mark.parametrize(
-    "name", ["get_by_id", "get_by_email", "admin_first_page", "admin_deep_page", "email_prefix"]
+    "name",
+    [
+        "get_by_id",
+        "get_by_email",
+        "admin_first_page",
+        "admin_deep_page",
+        "email_prefix",
+        "broad_email_prefix",
+        "email_prefix_next_page",
+    ],
 )
 def test_user_query_uses_an_index(plans: dict[str, Case], name: str) -> None:
     case = plans[name]
@@ -193,13 +217,16 @@ def test_deep_page_seeks_with_a_row_comparison(plans: dict[str, Case]) -> None:
     assert any("ROW(created_at, id) >" in condition for condition in conditions), conditions
 
 
-def test_email_prefix_is_an_index_range(plans: dict[str, Case]) -> None:
-    case = plans["email_prefix"]
+@pytest.mark.parametrize("name", ["email_prefix", "broad_email_prefix", "email_prefix_next_page"])
+def test_email_prefix_is_an_ordered_index_range(plans: dict[str, Case], name: str) -> None:
+    case = plans[name]
     assert "LIKE" in case.sql
     conditions = [
         node.get("Index Cond", "")
         for node in nodes(case.plan)
-        if node.get("Index Name") == EMAIL_PATTERN
+        if node.get("Index Name") == EMAIL_UNIQUE
     ]
-    # varchar_pattern_ops turns LIKE 'plan00012%' into a range: ~>=~ 'plan00012' AND ~<~ ...
-    assert any("~>=~" in condition and "~<~" in condition for condition in conditions), conditions
+    # In the "C" collation LIKE 'plan001%' becomes a range: >= 'plan001' AND < 'plan002'.
+    assert any(">=" in condition and "<" in condition for condition in conditions), conditions
+    # The index already gives email order: no sort of every match before the LIMIT.
+    assert not [node for node in nodes(case.plan) if node["Node Type"] == "Sort"], case.plan

@@ -61,10 +61,15 @@ class UserRepository(BaseRepository[User]):
         *,
         filters: UserFilters,
         limit: int,
-        after: tuple[datetime, uuid.UUID] | None,
+        after: tuple[datetime, uuid.UUID] | str | None,
     ) -> list[User]:
-        """Return up to ``limit`` users ordered by (created_at, id), after the cursor."""
-        query = select(User).order_by(User.created_at, User.id).limit(limit)
+        """Return up to ``limit`` users after the cursor.
+
+        Filtered by email prefix, in email order, and ``after`` is the last email seen;
+        otherwise in creation order, and ``after`` is the last (created_at, id) seen.
+        Either way the order is an index's, so a page costs the same at any depth and size.
+        """
+        query = select(User).limit(limit)
         if filters.role is not None:
             query = query.where(User.role == filters.role)
         if filters.is_active is not None:
@@ -72,8 +77,12 @@ class UserRepository(BaseRepository[User]):
         if filters.email_prefix:
             query = query.where(
                 User.email_normalized.startswith(filters.email_prefix, autoescape=True)
-            )
-        if after is not None:
+            ).order_by(User.email_normalized)
+            if isinstance(after, str):
+                query = query.where(User.email_normalized > after)
+            return list(self.session.scalars(query))
+        query = query.order_by(User.created_at, User.id)
+        if isinstance(after, tuple):
             created_at, user_id = after
             # A row comparison lets PostgreSQL seek straight to the cursor in the index.
             query = query.where(

@@ -29,6 +29,27 @@ class TrimmedString(fields.String):
         return result.strip() if isinstance(result, str) else result
 
 
+def _encode(parts: list[str]) -> str:
+    raw = json.dumps(parts).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(value: Any) -> Any:
+    padded = str(value) + "=" * (-len(str(value)) % 4)
+    return json.loads(base64.urlsafe_b64decode(padded))
+
+
+def _time_key(parts: Any) -> tuple[datetime, uuid.UUID]:
+    created_at, entity_id = parts
+    moment = datetime.fromisoformat(created_at)
+    if moment.tzinfo is None:
+        raise ValueError("naive cursor time")
+    return moment, uuid.UUID(entity_id)
+
+
+CURSOR_ERRORS = (ValueError, TypeError, binascii.Error, UnicodeDecodeError)
+
+
 class Cursor(fields.Field[tuple[datetime, uuid.UUID]]):
     """An opaque keyset cursor: base64url JSON of (created_at, id)."""
 
@@ -36,18 +57,37 @@ class Cursor(fields.Field[tuple[datetime, uuid.UUID]]):
         if value is None:
             return None
         created_at, entity_id = value
-        raw = json.dumps([created_at.isoformat(), str(entity_id)]).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return _encode([created_at.isoformat(), str(entity_id)])
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Any, **kwargs: Any
     ) -> tuple[datetime, uuid.UUID]:
         try:
-            padded = str(value) + "=" * (-len(str(value)) % 4)
-            created_at, entity_id = json.loads(base64.urlsafe_b64decode(padded))
-            moment = datetime.fromisoformat(created_at)
-            if moment.tzinfo is None:
-                raise ValueError("naive cursor time")
-            return moment, uuid.UUID(entity_id)
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            return _time_key(_decode(value))
+        except CURSOR_ERRORS:
+            raise ValidationError("Not a valid cursor.") from None
+
+
+class UserCursor(fields.Field[tuple[datetime, uuid.UUID] | str]):
+    """A cursor of the admin user list: (created_at, id), or the last email in email order."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return _encode(["email", value])
+        created_at, entity_id = value
+        return _encode([created_at.isoformat(), str(entity_id)])
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> tuple[datetime, uuid.UUID] | str:
+        try:
+            parts = _decode(value)
+            if isinstance(parts, list) and len(parts) == 2 and parts[0] == "email":
+                if not isinstance(parts[1], str):
+                    raise TypeError("email cursor without an email")
+                return parts[1]
+            return _time_key(parts)
+        except CURSOR_ERRORS:
             raise ValidationError("Not a valid cursor.") from None

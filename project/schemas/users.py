@@ -3,7 +3,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from project.models import Role
-from project.schemas.fields import Cursor, TrimmedEmail, TrimmedString
+from project.schemas.fields import TrimmedEmail, TrimmedString, UserCursor
 
 PASSWORD = validate.Length(min=8, max=128)
 
@@ -65,20 +65,27 @@ class UserListQuerySchema(Schema):
     """Filters and paging for the admin user list."""
 
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    cursor = Cursor(metadata={"description": "next_cursor from the previous page"})
+    cursor = UserCursor(metadata={"description": "next_cursor from the previous page"})
     role = fields.Enum(Role, by_value=True)
     is_active = fields.Boolean()
     email = TrimmedString(
         validate=validate.Length(min=1, max=254),
-        metadata={"description": "Case-insensitive prefix of the email"},
+        metadata={"description": "Case-insensitive prefix of the email; pages in email order"},
     )
+
+    @validates_schema
+    def cursor_of_this_order(self, data: dict[str, object], **_kwargs: object) -> None:
+        """A cursor continues the order it came from: email order exactly when filtering."""
+        cursor = data.get("cursor")
+        if cursor is not None and isinstance(cursor, str) != ("email" in data):
+            raise ValidationError("This cursor belongs to a list in another order.", "cursor")
 
 
 class UserPageSchema(Schema):
     """One page of users."""
 
     items = fields.List(fields.Nested(UserSchema))
-    next_cursor = Cursor(
+    next_cursor = UserCursor(
         attribute="next_key",
         allow_none=True,
         metadata={"description": "Pass as `cursor` for the next page; null at the end"},

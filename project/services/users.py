@@ -18,7 +18,8 @@ from project.services import audit, notifications, one_time_tokens, verification
 from project.services.auth import check_password_policy, create_user
 from project.services.sessions import end_sessions, publish_revocations
 
-PageKey = tuple[datetime, uuid.UUID]
+# Where a page of the admin list ends: (created_at, id), or the email in email order.
+PageKey = tuple[datetime, uuid.UUID] | str
 ADMIN_FIELDS = ("full_name", "role", "is_active")
 
 
@@ -97,7 +98,7 @@ def list_users(
     is_active: bool | None = None,
     email_prefix: str | None = None,
 ) -> UserPage:
-    """Return one keyset page of users in creation order, filtered."""
+    """Return one keyset page of users: in email order when filtered by email, else by age."""
     filters = UserFilters(
         role=role,
         is_active=is_active,
@@ -105,7 +106,10 @@ def list_users(
     )
     rows = UserRepository().page(filters=filters, limit=limit + 1, after=after)
     items = rows[:limit]
-    next_key = (items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    next_key: PageKey | None = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_key = last.email_normalized if filters.email_prefix else (last.created_at, last.id)
     return UserPage(items=items, next_key=next_key)
 
 

@@ -108,10 +108,11 @@ def change_password(data: dict[str, Any]) -> None:
 @blp.arguments(UserListQuerySchema, location="query")
 @blp.response(200, UserPageSchema)
 def list_users(query: dict[str, Any]) -> UserPage:
-    """List users in creation order, filtered, one keyset page at a time.
+    """List users, filtered, one keyset page at a time.
 
-    Admins only. Keyset pagination in creation order: pass `next_cursor` back as `cursor`.
-    Filters: role, is_active, and a case-insensitive email prefix.
+    Admins only. Pass `next_cursor` back as `cursor`, with the same filters. Pages come in
+    creation order; filtered by `email` (a case-insensitive prefix) they come in email order,
+    so a page costs the same whatever the prefix matches. Other filters: role, is_active.
     """
     return users.list_users(
         limit=query["limit"],
