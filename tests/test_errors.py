@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+from typing import Any
 
 import pytest
 from flask import Flask, abort
 from flask.testing import FlaskClient
 
 from project import create_app
-from tests.conftest import assert_problem, make_config
+from tests.conftest import PASSWORD, assert_problem, bearer, make_config
 
 
 def test_unknown_route(client: FlaskClient) -> None:
@@ -118,3 +120,30 @@ def test_a_werkzeug_503_stays_503() -> None:
         abort(503)
 
     assert_problem(app.test_client().get("/maintenance"), 503, "service_unavailable")
+
+
+def test_nul_characters_are_refused_before_the_database(
+    client: FlaskClient, admin_headers: dict[str, str], make_user: Any
+) -> None:
+    """PostgreSQL text cannot hold NUL: every input location answers 422, never 500."""
+    body = client.patch("/api/v1/users/me", json={"full_name": "Ann\x00"}, headers=admin_headers)
+    assert assert_problem(body, 422, "validation_error")["errors"] == {
+        "full_name": ["Must not contain the NUL character."]
+    }
+    query = client.get("/api/v1/users", query_string={"email": "a\x00"}, headers=admin_headers)
+    assert "email" in assert_problem(query, 422, "validation_error")["errors"]
+    cursor = base64.urlsafe_b64encode(json.dumps(["email", "a\x00"]).encode()).decode()
+    listed = client.get(
+        "/api/v1/users", query_string={"email": "a", "cursor": cursor}, headers=admin_headers
+    )
+    assert "cursor" in assert_problem(listed, 422, "validation_error")["errors"]
+    # A User-Agent is recorded with sessions and audit events: NUL is dropped from it.
+    user = make_user()
+    login = client.post(
+        "/api/v1/auth/login",
+        json={"email": user.email, "password": PASSWORD},
+        headers={"User-Agent": "probe\x00/1.0"},
+    )
+    assert login.status_code == 200, login.json
+    sessions = client.get("/api/v1/auth/sessions", headers=bearer(login.json["access_token"]))
+    assert [s["user_agent"] for s in sessions.json] == ["probe/1.0"]

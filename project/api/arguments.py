@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
 
 import flask
@@ -24,6 +24,19 @@ def _merge_locations(messages: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _fields_with_nul(value: Any, field: str | None = None) -> Iterator[str]:
+    """Top-level fields whose value holds a NUL character anywhere inside."""
+    if isinstance(value, str):
+        if "\x00" in value and field is not None:
+            yield field
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _fields_with_nul(item, str(key) if field is None else field)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _fields_with_nul(item, field)
+
+
 class StrictParser(FlaskParser):
     """Reject unknown fields everywhere, and speak the problem+json error shape."""
 
@@ -40,6 +53,17 @@ class StrictParser(FlaskParser):
                 raise errors.UnsupportedMediaType("Send the body as application/json.")
             return missing
         return super()._raw_load_json(req)
+
+    def _load_location_data(self, *, schema: ma.Schema, req: flask.Request, location: str) -> Any:
+        data = super()._load_location_data(schema=schema, req=req, location=location)
+        # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
+        raw = req.args.to_dict(flat=False) if location in ("query", "querystring") else data
+        if isinstance(raw, Mapping) and (fields := sorted(set(_fields_with_nul(raw)))):
+            raise errors.ValidationFailed(
+                "The input is invalid; see errors.",
+                errors={name: ["Must not contain the NUL character."] for name in fields},
+            )
+        return data
 
     def _handle_invalid_json_error(
         self, error: Exception, req: flask.Request, *args: Any, **kwargs: Any

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from project.core import context, metrics, tasks
 from project.extensions import limiter
+from project.services.client import clean_user_agent
 
 logger = logging.getLogger("warden.request")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -27,12 +28,11 @@ def start_request() -> None:
     g.request_id = supplied if REQUEST_ID.match(supplied) else uuid.uuid4().hex
     g.started = time.perf_counter()
     g.pending_tasks = tasks.begin_request()
-    agent = request.headers.get("User-Agent")
     context.clear()
     context.bind(
         request_id=g.request_id,
         ip=request.remote_addr,
-        user_agent=agent[:512] if agent else None,
+        user_agent=clean_user_agent(request.headers.get("User-Agent")),
     )
 
 

@@ -85,9 +85,11 @@ class UserCursor(fields.Field[tuple[datetime, uuid.UUID] | str]):
         try:
             parts = _decode(value)
             if isinstance(parts, list) and len(parts) == 2 and parts[0] == "email":
-                if not isinstance(parts[1], str):
-                    raise TypeError("email cursor without an email")
-                return parts[1]
+                email = parts[1]
+                # The database compares it with the column: no NUL, no longer than an email.
+                if not isinstance(email, str) or "\x00" in email or len(email) > 254:
+                    raise ValueError("email cursor without a usable email")
+                return email
             return _time_key(parts)
         except CURSOR_ERRORS:
             raise ValidationError("Not a valid cursor.") from None

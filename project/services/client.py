@@ -9,3 +9,10 @@ class ClientInfo:
 
     ip: str | None = None
     user_agent: str | None = None
+
+
+def clean_user_agent(raw: str | None) -> str | None:
+    """A User-Agent as kept: at most 512 characters, without NUL (PostgreSQL refuses it)."""
+    if not raw:
+        return None
+    return raw.replace("\x00", "")[:512] or None
