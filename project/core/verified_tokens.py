@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -25,7 +26,7 @@ class VerifiedTokenCache:
             return None
         if time.time() >= claims["exp"]:
             # Past its expiry the full decode runs again and answers token_expired.
-            del self._claims[(token, csrf_value)]
+            self._claims.pop((token, csrf_value), None)
             return None
         # A copy: callers may change the dict they get.
         return dict(claims)
@@ -35,8 +36,10 @@ class VerifiedTokenCache:
         if "exp" not in claims or self.size <= 0:
             return
         if len(self._claims) >= self.size:
-            # Forget the oldest entry (dicts keep insertion order).
-            del self._claims[next(iter(self._claims))]
+            # Forget the oldest entry (dicts keep insertion order). Threaded workers may
+            # race here; losing that race only means one entry too many for a moment.
+            with contextlib.suppress(StopIteration, RuntimeError, KeyError):
+                del self._claims[next(iter(self._claims))]
         self._claims[(token, csrf_value)] = dict(claims)
 
     def __len__(self) -> int:
