@@ -36,7 +36,7 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         # Not the route decorator's wrapper, which encloses the whole view.
         ("Limiter._check_request_limit", "add_rate_limit_headers", "limits/"),
     ),
-    ("refresh use case (rotate, reload, commit, sign)", ("refresh (project/services/auth.py",)),
+    ("refresh use case (rotate, commit, sign)", ("refresh (project/services/auth.py",)),
     (
         "session check: authenticate (Redis markers, user cache, DB)",
         ("authenticate (project/services/auth.py",),
