@@ -7,9 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import Connection
 
+from project.extensions import db
 from project.models import Role, User
+from project.services import users as users_service
 from tests.conftest import PASSWORD, assert_problem, bearer
 
 Login = Callable[..., dict[str, Any]]
@@ -315,3 +319,24 @@ def test_the_last_active_admin_cannot_be_removed(
         ).status_code
         == 200
     )
+
+
+def in_autocommit(connection: Connection) -> bool:
+    """Whether the driver connection sends each statement on its own (no BEGIN)."""
+    raw: Any = connection.connection.dbapi_connection
+    return bool(raw.autocommit) if hasattr(raw, "pgconn") else raw.isolation_level is None
+
+
+def test_the_admin_list_reads_outside_a_transaction_and_hands_one_back(
+    app: Flask, make_user: MakeUser
+) -> None:
+    make_user(email="solo@example.com")
+    with app.test_request_context():
+        page = users_service.list_users(limit=5)
+        assert [user.email for user in page.items] == ["solo@example.com"]
+        # One SELECT, no BEGIN and no ROLLBACK around it.
+        assert in_autocommit(db.session.connection())
+        db.session.remove()
+        # The pooled connection comes back transactional for the next use case.
+        assert not in_autocommit(db.session.connection())
+        db.session.remove()

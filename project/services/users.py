@@ -14,7 +14,7 @@ from project.core.emails import normalize_email
 from project.extensions import db
 from project.models import Role, User
 from project.repositories import SessionRepository, UserFilters, UserRepository
-from project.services import audit, notifications, one_time_tokens, verification
+from project.services import audit, notifications, one_time_tokens, transactions, verification
 from project.services.auth import check_password_policy, create_user
 from project.services.sessions import end_sessions, publish_revocations
 
@@ -104,6 +104,7 @@ def list_users(
         is_active=is_active,
         email_prefix=normalize_email(email_prefix) if email_prefix else None,
     )
+    transactions.single_read()
     rows = UserRepository().page(filters=filters, limit=limit + 1, after=after)
     items = rows[:limit]
     next_key: PageKey | None = None
