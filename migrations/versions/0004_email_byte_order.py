@@ -8,7 +8,8 @@ A broad prefix (a tenth of a million users) made PostgreSQL walk the creation-or
 past every earlier row. The admin list filtered by email now pages in email order; with
 the column in the "C" collation the unique index gives both the LIKE 'x%' range and that
 order, so the varchar_pattern_ops index is no longer needed. SQLite already compares
-bytes: only the index goes.
+bytes: only the index goes. On PostgreSQL the unique index is rebuilt under an exclusive
+lock on users: 2.6 s for a million users (measured with `flask db upgrade`).
 """
 from alembic import op
 import sqlalchemy as sa
