@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection
+from sqlalchemy import event
 
 from project.extensions import db
 from project.models import Role, User
@@ -321,9 +321,8 @@ def test_the_last_active_admin_cannot_be_removed(
     )
 
 
-def in_autocommit(connection: Connection) -> bool:
-    """Whether the driver connection sends each statement on its own (no BEGIN)."""
-    raw: Any = connection.connection.dbapi_connection
+def in_autocommit(raw: Any) -> bool:
+    """Whether a driver connection sends each statement on its own (no BEGIN)."""
     return bool(raw.autocommit) if hasattr(raw, "pgconn") else raw.isolation_level is None
 
 
@@ -331,12 +330,22 @@ def test_the_admin_list_reads_outside_a_transaction_and_hands_one_back(
     app: Flask, make_user: MakeUser
 ) -> None:
     make_user(email="solo@example.com")
-    with app.test_request_context():
-        page = users_service.list_users(limit=5)
-        assert [user.email for user in page.items] == ["solo@example.com"]
-        # One SELECT, no BEGIN and no ROLLBACK around it.
-        assert in_autocommit(db.session.connection())
-        db.session.remove()
-        # The pooled connection comes back transactional for the next use case.
-        assert not in_autocommit(db.session.connection())
-        db.session.remove()
+    returned: list[bool] = []
+
+    def on_checkin(raw: Any, _record: object) -> None:
+        returned.append(in_autocommit(raw))
+
+    with app.app_context():
+        event.listen(db.engine, "checkin", on_checkin)
+    try:
+        with app.test_request_context():
+            page = users_service.list_users(limit=5)
+            assert [user.email for user in page.items] == ["solo@example.com"]
+            # One SELECT, no BEGIN and no ROLLBACK around it.
+            assert in_autocommit(db.session.connection().connection.dbapi_connection)
+            db.session.remove()
+    finally:
+        with app.app_context():
+            event.remove(db.engine, "checkin", on_checkin)
+    # The connection went back to the pool transactional, for the next use case.
+    assert returned == [False]

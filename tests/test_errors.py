@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import uuid
 from typing import Any
 
 import pytest
@@ -128,7 +129,7 @@ def test_nul_characters_are_refused_before_the_database(
     """PostgreSQL text cannot hold NUL: every input location answers 422, never 500."""
     body = client.patch("/api/v1/users/me", json={"full_name": "Ann\x00"}, headers=admin_headers)
     assert assert_problem(body, 422, "validation_error")["errors"] == {
-        "full_name": ["Must not contain the NUL character."]
+        "full_name": ["Must not contain the NUL character or unpaired surrogates."]
     }
     query = client.get("/api/v1/users", query_string={"email": "a\x00"}, headers=admin_headers)
     assert "email" in assert_problem(query, 422, "validation_error")["errors"]
@@ -147,3 +148,61 @@ def test_nul_characters_are_refused_before_the_database(
     assert login.status_code == 200, login.json
     sessions = client.get("/api/v1/auth/sessions", headers=bearer(login.json["access_token"]))
     assert [s["user_agent"] for s in sessions.json] == ["probe/1.0"]
+
+
+def _cursor(parts: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+def test_text_no_driver_can_encode_is_refused(
+    client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    """JSON may escape a lone surrogate; UTF-8 cannot encode it: 422, never 500."""
+    body = client.patch("/api/v1/users/me", json={"full_name": "x\ud800"}, headers=admin_headers)
+    assert "full_name" in assert_problem(body, 422, "validation_error")["errors"]
+    register = client.post(
+        "/api/v1/auth/register", json={"email": "s@example.com", "password": "pass\udfff word 99"}
+    )
+    assert "password" in assert_problem(register, 422, "validation_error")["errors"]
+    listed = client.get(
+        "/api/v1/users",
+        query_string={"email": "a", "cursor": _cursor(["email", "a\ud800"])},
+        headers=admin_headers,
+    )
+    assert "cursor" in assert_problem(listed, 422, "validation_error")["errors"]
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/api/v1/users", {"cursor": _cursor(["2026-01-01T00:00:00+00:00", 123])}),
+        ("/api/v1/users", {"cursor": _cursor(["0001-01-01T00:00:00+05:00", str(uuid.uuid4())])}),
+        ("/api/v1/users/me/events", {"cursor": _cursor([5, str(uuid.uuid4())])}),
+        (
+            "/api/v1/admin/audit-events",
+            {"cursor": _cursor(["0001-01-01T00:30:00+01:00", str(uuid.uuid4())])},
+        ),
+        ("/api/v1/admin/audit-events", {"since": "0001-01-01T00:00:00+05:00"}),
+        ("/api/v1/admin/audit-events", {"until": "0001-01-01T00:00:00+05:00"}),
+    ],
+)
+def test_cursors_and_times_out_of_range_are_refused(
+    client: FlaskClient, admin_headers: dict[str, str], path: str, query: dict[str, str]
+) -> None:
+    response = client.get(path, query_string=query, headers=admin_headers)
+    problem = assert_problem(response, 422, "validation_error")
+    assert set(problem["errors"]) == set(query)
+
+
+def test_a_csrf_header_that_is_not_ascii_is_a_mismatch(client: FlaskClient, make_user: Any) -> None:
+    user = make_user()
+    login = client.post(
+        "/api/v1/auth/login",
+        query_string={"mode": "cookie"},
+        json={"email": user.email, "password": PASSWORD},
+    )
+    assert login.status_code == 200, login.json
+    response = client.patch(
+        "/api/v1/users/me", json={"full_name": "Ann"}, headers={"X-CSRF-TOKEN": "caf\u00e9"}
+    )
+    assert_problem(response, 403, "csrf_failed")

@@ -12,6 +12,9 @@ from webargs.core import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from project.core import errors
+from project.schemas.fields import storable_text
+
+UNSTORABLE = "Must not contain the NUL character or unpaired surrogates."
 
 
 def _merge_locations(messages: Mapping[str, Any]) -> dict[str, Any]:
@@ -24,17 +27,17 @@ def _merge_locations(messages: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _fields_with_nul(value: Any, field: str | None = None) -> Iterator[str]:
-    """Top-level fields whose value holds a NUL character anywhere inside."""
+def _unstorable_fields(value: Any, field: str | None = None) -> Iterator[str]:
+    """Top-level fields holding, anywhere inside, text the database cannot store."""
     if isinstance(value, str):
-        if "\x00" in value and field is not None:
+        if field is not None and not storable_text(value):
             yield field
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            yield from _fields_with_nul(item, str(key) if field is None else field)
+            yield from _unstorable_fields(item, str(key) if field is None else field)
     elif isinstance(value, list):
         for item in value:
-            yield from _fields_with_nul(item, field)
+            yield from _unstorable_fields(item, field)
 
 
 class StrictParser(FlaskParser):
@@ -56,12 +59,13 @@ class StrictParser(FlaskParser):
 
     def _load_location_data(self, *, schema: ma.Schema, req: flask.Request, location: str) -> Any:
         data = super()._load_location_data(schema=schema, req=req, location=location)
-        # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
+        # PostgreSQL text cannot hold NUL, and no driver can encode a lone surrogate (JSON
+        # may escape one): refuse them here rather than fail in the database or bcrypt.
         raw = req.args.to_dict(flat=False) if location in ("query", "querystring") else data
-        if isinstance(raw, Mapping) and (fields := sorted(set(_fields_with_nul(raw)))):
+        if isinstance(raw, Mapping) and (fields := sorted(set(_unstorable_fields(raw)))):
             raise errors.ValidationFailed(
                 "The input is invalid; see errors.",
-                errors={name: ["Must not contain the NUL character."] for name in fields},
+                errors={name: [UNSTORABLE] for name in fields},
             )
         return data
 

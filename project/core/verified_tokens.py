@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask_jwt_extended import JWTManager
+from flask_jwt_extended.exceptions import CSRFError
 
 CACHE_KEY = "warden.verified_tokens"
 
@@ -72,6 +73,9 @@ class CachingJWTManager(JWTManager):
     def _decode_jwt_from_config(
         self, encoded_token: str, csrf_value: str | None = None, allow_expired: bool = False
     ) -> dict[str, Any]:
+        if csrf_value is not None and not csrf_value.isascii():
+            # compare_digest() raises TypeError on non-ASCII text: answer as for a mismatch.
+            raise CSRFError("CSRF double submit tokens do not match")
         if allow_expired:
             return dict(super()._decode_jwt_from_config(encoded_token, csrf_value, True))
         verified: VerifiedTokenCache = current_app.extensions[CACHE_KEY]

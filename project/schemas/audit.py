@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, fields, validate
 
-from project.schemas.fields import Cursor
+from project.schemas.fields import Cursor, UTCDateTimeField
 from project.schemas.users import UserSchema
 from project.services.audit import EVENT_TYPES
 
@@ -38,8 +38,8 @@ class AdminEventQuerySchema(EventQuerySchema):
 
     user_id = fields.UUID()
     type = fields.String(validate=validate.OneOf(EVENT_TYPES))
-    since = fields.AwareDateTime(format="iso", metadata={"description": "inclusive, ISO 8601"})
-    until = fields.AwareDateTime(format="iso", metadata={"description": "exclusive, ISO 8601"})
+    since = UTCDateTimeField(format="iso", metadata={"description": "inclusive, ISO 8601"})
+    until = UTCDateTimeField(format="iso", metadata={"description": "exclusive, ISO 8601"})
 
 
 class EventPageSchema(Schema):

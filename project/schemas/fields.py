@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import ValidationError, fields
@@ -39,15 +39,40 @@ def _decode(value: Any) -> Any:
     return json.loads(base64.urlsafe_b64decode(padded))
 
 
+def storable_text(value: str) -> bool:
+    """Whether the database can hold this string: no NUL, no lone surrogate."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _time_key(parts: Any) -> tuple[datetime, uuid.UUID]:
     created_at, entity_id = parts
+    if not isinstance(created_at, str) or not isinstance(entity_id, str):
+        raise TypeError("cursor parts must be strings")
     moment = datetime.fromisoformat(created_at)
     if moment.tzinfo is None:
         raise ValueError("naive cursor time")
-    return moment, uuid.UUID(entity_id)
+    # Stored in UTC: a time that has no UTC equivalent (year 1 with an offset) is invalid.
+    return moment.astimezone(UTC), uuid.UUID(entity_id)
 
 
-CURSOR_ERRORS = (ValueError, TypeError, binascii.Error, UnicodeDecodeError)
+CURSOR_ERRORS = (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError)
+
+
+class UTCDateTimeField(fields.AwareDateTime):
+    """An ISO 8601 time with an offset, converted to UTC (as it is stored)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Out of range once converted to UTC.") from None
 
 
 class Cursor(fields.Field[tuple[datetime, uuid.UUID]]):
@@ -86,8 +111,8 @@ class UserCursor(fields.Field[tuple[datetime, uuid.UUID] | str]):
             parts = _decode(value)
             if isinstance(parts, list) and len(parts) == 2 and parts[0] == "email":
                 email = parts[1]
-                # The database compares it with the column: no NUL, no longer than an email.
-                if not isinstance(email, str) or "\x00" in email or len(email) > 254:
+                # The database compares it with the column: storable, no longer than an email.
+                if not isinstance(email, str) or len(email) > 254 or not storable_text(email):
                     raise ValueError("email cursor without a usable email")
                 return email
             return _time_key(parts)
