@@ -28,7 +28,7 @@ from project.core.keys import KeySet
 from project.core.tokens import TokenPair
 from project.models import User
 from project.services import auth as auth_service
-from project.services.client import ClientInfo, clean_user_agent
+from project.services.client import ClientInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Either a Bearer token, or the cookie with the CSRF header (cookie mode).
@@ -215,6 +215,6 @@ def clear_cookies() -> None:
 
 
 def client_info() -> ClientInfo:
-    """Describe the calling client for the services."""
-    agent = clean_user_agent(request.headers.get("User-Agent"))
-    return ClientInfo(ip=request.remote_addr, user_agent=agent)
+    """Describe the calling client for the services, as the request hooks recorded it."""
+    bound = context.current()
+    return ClientInfo(ip=bound.ip, user_agent=bound.user_agent)
