@@ -52,6 +52,32 @@ def production_env(database_url: str, **overrides: str) -> dict[str, str]:
     return env
 
 
+def json_request(
+    base: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[urllib.request.Request, bytes | None]:
+    """A request with an optional JSON body and Bearer token, and the bytes to send."""
+    request = urllib.request.Request(base + path, method=method)
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    return request, data
+
+
+def decode_body(raw: bytes, content_type: str) -> Any:
+    """A response body: parsed JSON when it says so, else text."""
+    return json.loads(raw) if raw and "json" in content_type else raw.decode(errors="replace")
+
+
 def call(
     base: str,
     method: str,
@@ -62,20 +88,12 @@ def call(
     timeout: float = 15,
 ) -> tuple[int, Any]:
     """Send one JSON request; return the status and the decoded body."""
-    request = urllib.request.Request(base + path, method=method)
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    for name, value in (headers or {}).items():
-        request.add_header(name, value)
+    request, data = json_request(base, method, path, body, token, headers)
     try:
         with urllib.request.urlopen(request, data=data, timeout=timeout) as response:
-            raw = response.read()
-            kind = response.headers.get("Content-Type", "")
-            return response.status, json.loads(raw) if raw and "json" in kind else raw.decode()
+            return response.status, decode_body(
+                response.read(), response.headers.get("Content-Type", "")
+            )
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
 

@@ -70,6 +70,17 @@ def child_pids(pid: int) -> list[int]:
     return sorted(children)
 
 
+def stop_process(process: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Send ``sig`` if it still runs, reap it, and kill it if it takes over ``timeout``."""
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
 def wait_until(condition: Callable[[], object], timeout: float, interval: float = 0.05) -> float:
     """Poll ``condition()`` until true; return the seconds it took or raise AssertionError."""
     started = time.monotonic()
@@ -175,13 +186,7 @@ class PostgresServer:
         """Shut down like ``pg_ctl stop -m mode`` and reap the postmaster; return the seconds."""
         started = time.monotonic()
         if self.process is not None:
-            if self.process.poll() is None:
-                self.process.send_signal(STOP_SIGNALS[mode])
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=timeout)
+            stop_process(self.process, STOP_SIGNALS[mode], timeout)
             self.process = None
         return time.monotonic() - started
 
@@ -283,13 +288,7 @@ class RedisServer:
         """Stop the server (SIGTERM: shut down without saving; SIGKILL: crash)."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=timeout)
+        stop_process(self.process, sig, timeout)
         self.process = None
 
     def ensure_running(self) -> None:

@@ -7,7 +7,6 @@ Each test runs gunicorn (two workers, APP_ENV=production) over servers of its ow
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import shutil
 import signal
@@ -27,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.live import Deployment, production_env
+from tests.live import Deployment, decode_body, json_request, production_env
 from tests.mailbox import Mailbox
 from tests.servers import (
     PostgresServer,
@@ -83,13 +82,7 @@ def send(
     timeout: float = 15,
 ) -> Reply:
     """Send one JSON request; never raise, record a missing answer as status 0."""
-    request = urllib.request.Request(base + path, method=method)
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
+    request, data = json_request(base, method, path, body, token)
     started = time.monotonic()
     try:
         with _opener.open(request, data=data, timeout=timeout) as response:
@@ -100,8 +93,7 @@ def send(
         elapsed = time.monotonic() - started
         return Reply(NO_ANSWER, None, {}, elapsed, started, f"{type(error).__name__}: {error}")
     elapsed = time.monotonic() - started
-    kind = headers.get("Content-Type", "")
-    decoded = json.loads(raw) if raw and "json" in kind else raw.decode(errors="replace")
+    decoded = decode_body(raw, headers.get("Content-Type", ""))
     return Reply(status, decoded, dict(headers.items()), elapsed, started)
 
 
