@@ -195,13 +195,9 @@ class Bench:
         restarted = False
         try:
             result, meter, quiet = self.measure(server, endpoint, mode, load)
-        except wrk_runner.NoSummaryError:
-            if server.alive():
-                raise
-            # Killed from outside (or it crashed): say why, start it again, run again.
-            code = server.popen.returncode if server.popen else None
-            tail = server.restart("/" if endpoint.key == "floor" else "/health/ready")
-            say(f"  {server.name} had exited (code {code}); restarted. Log tail:\n{tail}")
+        except wrk_runner.NoSummaryError as error:
+            # Killed from outside (or it crashed): start it again and run again.
+            server.revive(error, "/" if endpoint.key == "floor" else "/health/ready", say)
             if endpoint.key == "refresh":
                 mode = self.mode(target, endpoint, round_no, load.duration)  # a fresh pool
             result, meter, quiet = self.measure(server, endpoint, mode, load)

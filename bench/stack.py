@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.error
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from redis import Redis
 from sqlalchemy import Engine, create_engine, insert, make_url, text
 
-from config import ProductionConfig, database_url
+from config import RATELIMIT_SETTINGS, ProductionConfig, database_url
 from tests.live import BIN, call, production_env
 from tests.mailbox import Mailbox, free_port, start_smtp_server
 
@@ -187,13 +187,16 @@ class Server:
         """Whether the gunicorn master still runs."""
         return self.popen is not None and self.popen.poll() is None
 
-    def restart(self, ready_path: str) -> str:
-        """Start it again after it died; return the end of its log (why it died)."""
+    def revive(self, error: Exception, ready_path: str, say: Callable[[str], None]) -> None:
+        """Re-raise ``error`` if the server still runs; else say why it died, start it again."""
+        if self.alive():
+            raise error
+        code = self.popen.returncode if self.popen else None
         tail = self.log.read_text(errors="replace")[-2000:]
         self.log.rename(self.log.with_suffix(f".{int(time.time())}.log"))
         self.start()
         self.wait_ready(ready_path)
-        return tail
+        say(f"  {self.name} had exited (code {code}); restarted. Its last lines:\n{tail}")
 
     def worker_pids(self) -> list[int]:
         """The gunicorn worker processes (children of the master)."""
@@ -234,12 +237,7 @@ def bench_env(
         FRONTEND_URL="https://app.bench.example",
         SECRET_KEY="bench-secret-" + "s" * 40,
         JWT_SECRET_KEY="bench-jwt-secret-" + "j" * 40,
-        RATELIMIT_DEFAULT=HIGH_LIMIT,
-        RATELIMIT_LOGIN=HIGH_LIMIT,
-        RATELIMIT_REGISTER=HIGH_LIMIT,
-        RATELIMIT_REFRESH=HIGH_LIMIT,
-        RATELIMIT_PASSWORD=HIGH_LIMIT,
-        RATELIMIT_EMAIL=HIGH_LIMIT,
+        **dict.fromkeys(RATELIMIT_SETTINGS, HIGH_LIMIT),
         LOGIN_FREE_FAILURES_PER_IP="100000000",
         LOGIN_FREE_FAILURES_PER_ACCOUNT="100000000",
         **(extra or {}),

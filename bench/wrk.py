@@ -103,10 +103,6 @@ def run_on(
     """
     try:
         return run(wrk, url, load, *mode), False
-    except NoSummaryError:
-        if server.alive():
-            raise
-        code = server.popen.returncode
-        tail = server.restart(ready_path)
-        say(f"  the server had exited (code {code}); restarted it. Its last lines:\n{tail}")
+    except NoSummaryError as error:
+        server.revive(error, ready_path, say)
         return run(wrk, url, load, *mode), True

@@ -26,18 +26,11 @@ import psycopg
 from psycopg import sql
 from redis import Redis
 
+from config import RATELIMIT_SETTINGS
 from tests.live import BIN, ROOT, Deployment, production_env
 from tests.mailbox import Mailbox, start_smtp_server
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-RATE_LIMIT_SETTINGS = (
-    "RATELIMIT_DEFAULT",
-    "RATELIMIT_LOGIN",
-    "RATELIMIT_REGISTER",
-    "RATELIMIT_REFRESH",
-    "RATELIMIT_PASSWORD",
-    "RATELIMIT_EMAIL",
-)
 
 
 @dataclass
@@ -59,7 +52,7 @@ class Stack:
 
 def lifted_rate_limits(limit: str) -> dict[str, str]:
     """Every RATELIMIT_* setting at ``limit``: contract runs send far more than people do."""
-    return dict.fromkeys(RATE_LIMIT_SETTINGS, limit)
+    return dict.fromkeys(RATELIMIT_SETTINGS, limit)
 
 
 def _libpq_url(raw: str) -> str:
