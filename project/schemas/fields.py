@@ -75,26 +75,23 @@ class UTCDateTimeField(fields.AwareDateTime):
             raise ValidationError("Out of range once converted to UTC.") from None
 
 
-class Cursor(fields.Field[tuple[datetime, uuid.UUID]]):
-    """An opaque keyset cursor: base64url JSON of (created_at, id)."""
-
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        if value is None:
-            return None
-        created_at, entity_id = value
-        return _encode([created_at.isoformat(), str(entity_id)])
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Any, **kwargs: Any
-    ) -> tuple[datetime, uuid.UUID]:
-        try:
-            return _time_key(_decode(value))
-        except CURSOR_ERRORS:
-            raise ValidationError("Not a valid cursor.") from None
+def _email_key(email: object) -> str:
+    # The database compares it with the column: storable text, no longer than an email.
+    if not isinstance(email, str) or len(email) > 254 or not storable_text(email):
+        raise ValueError("email cursor without a usable email")
+    return email
 
 
-class UserCursor(fields.Field[tuple[datetime, uuid.UUID] | str]):
-    """A cursor of the admin user list: (created_at, id), or the last email in email order."""
+class Cursor(fields.Field[tuple[datetime, uuid.UUID] | str]):
+    """An opaque keyset cursor: base64url JSON of (created_at, id).
+
+    With ``emails=True`` it may also be the last email of a list in email order
+    (``["email", address]``); without, such a cursor is invalid.
+    """
+
+    def __init__(self, *, emails: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.emails = emails
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None:
@@ -109,12 +106,8 @@ class UserCursor(fields.Field[tuple[datetime, uuid.UUID] | str]):
     ) -> tuple[datetime, uuid.UUID] | str:
         try:
             parts = _decode(value)
-            if isinstance(parts, list) and len(parts) == 2 and parts[0] == "email":
-                email = parts[1]
-                # The database compares it with the column: storable, no longer than an email.
-                if not isinstance(email, str) or len(email) > 254 or not storable_text(email):
-                    raise ValueError("email cursor without a usable email")
-                return email
+            if self.emails and isinstance(parts, list) and len(parts) == 2 and parts[0] == "email":
+                return _email_key(parts[1])
             return _time_key(parts)
         except CURSOR_ERRORS:
             raise ValidationError("Not a valid cursor.") from None

@@ -3,7 +3,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from project.models import Role
-from project.schemas.fields import TrimmedEmail, TrimmedString, UserCursor
+from project.schemas.fields import Cursor, TrimmedEmail, TrimmedString
 
 PASSWORD = validate.Length(min=8, max=128)
 
@@ -65,7 +65,7 @@ class UserListQuerySchema(Schema):
     """Filters and paging for the admin user list."""
 
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    cursor = UserCursor(metadata={"description": "next_cursor from the previous page"})
+    cursor = Cursor(emails=True, metadata={"description": "next_cursor from the previous page"})
     role = fields.Enum(Role, by_value=True)
     is_active = fields.Boolean()
     email = TrimmedString(
@@ -85,7 +85,8 @@ class UserPageSchema(Schema):
     """One page of users."""
 
     items = fields.List(fields.Nested(UserSchema))
-    next_cursor = UserCursor(
+    next_cursor = Cursor(
+        emails=True,
         attribute="next_key",
         allow_none=True,
         metadata={"description": "Pass as `cursor` for the next page; null at the end"},
