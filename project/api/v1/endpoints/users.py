@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask_jwt_extended import current_user
+from flask_jwt_extended import current_user, get_current_user
 
 from project.api.arguments import Blueprint
 from project.api.auth import admin_required, auth_required, current_session_id
@@ -36,7 +36,7 @@ def get_me() -> User:
 
     The authenticated user's own record.
     """
-    return current_user  # type: ignore[no-any-return]
+    return get_current_user()  # type: ignore[no-any-return]
 
 
 @blp.route("/me", methods=["PATCH"])
