@@ -247,7 +247,16 @@ def engine_options(url: str, env: Mapping[str, str] | None = None) -> dict[str, 
         return {"hide_parameters": True}
     statement_timeout = _int(env, "DB_STATEMENT_TIMEOUT_MS", 10_000, minimum=0)
     # Fail fast instead of hanging when the database is unreachable or stuck.
-    connect_args: dict[str, Any] = {"connect_timeout": 2}
+    connect_args: dict[str, Any] = {
+        "connect_timeout": 2,
+        # TCP keepalives make the kernel notice a server that vanished without closing
+        # (a failover, a NAT that forgot the flow) within 90 s: the idle socket then
+        # reads as closed, and the pool replaces it (core/db_liveness.py).
+        "keepalives": 1,
+        "keepalives_idle": 60,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
     if _bool(env, "DB_PGBOUNCER", False):
         # PgBouncer in transaction mode keeps no server-side prepared statements, and may
         # refuse startup options: set statement_timeout on the database role instead.
@@ -255,7 +264,9 @@ def engine_options(url: str, env: Mapping[str, str] | None = None) -> dict[str, 
     elif statement_timeout:
         connect_args["options"] = f"-c statement_timeout={statement_timeout}"
     return {
-        "pool_pre_ping": True,
+        # A dead pooled connection is found by a look at its socket on checkout
+        # (core/db_liveness.py); DB_PRE_PING=true adds a round trip to the server as well.
+        "pool_pre_ping": _bool(env, "DB_PRE_PING", False),
         "pool_timeout": 2,
         "pool_size": _int(env, "DB_POOL_SIZE", 5, minimum=1),
         "max_overflow": _int(env, "DB_MAX_OVERFLOW", 10, minimum=0),

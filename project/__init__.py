@@ -15,6 +15,7 @@ from config import Config, ConfigError, load_config
 from project import cli, models
 from project.api import errors, health, metrics, middleware, v1, wellknown
 from project.api.auth import register_jwt_callbacks
+from project.core.db_liveness import install_liveness_check
 from project.core.keys import KeySet
 from project.core.logging import configure_logging as configure_log_output
 from project.extensions import api, cors, db, jwt, limiter, migrate, redis_client
@@ -69,6 +70,9 @@ def register_extensions(app: Flask) -> None:
             if db.engine.url.database not in (None, "", ":memory:"):
                 Path(db.engine.url.database).parent.mkdir(parents=True, exist_ok=True)
             event.listen(db.engine, "connect", _sqlite_pragmas)
+    else:
+        with app.app_context():
+            install_liveness_check(db.engine)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     redis_client.init_app(app)
     jwt.init_app(app)

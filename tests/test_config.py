@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, database_url, load_config
+from config import ConfigError, database_url, engine_options, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STRONG = "s" * 32
@@ -42,6 +42,16 @@ def test_defaults() -> None:
     assert config.REDIS_URL is None
     assert config.CORS_ORIGINS == []
     assert config.MAX_CONTENT_LENGTH == 65536
+
+
+def test_postgres_connections_are_checked_without_a_ping_unless_asked() -> None:
+    url = "postgresql+psycopg://postgres@127.0.0.1/warden"
+    default = engine_options(url, {})
+    assert default["pool_pre_ping"] is False
+    assert default["connect_args"]["keepalives"] == 1
+    assert default["connect_args"]["keepalives_idle"] == 60
+    assert engine_options(url, {"DB_PRE_PING": "true"})["pool_pre_ping"] is True
+    assert "pool_pre_ping" not in engine_options("sqlite:///warden.db", {})
 
 
 def test_values_are_read() -> None:
