@@ -143,6 +143,11 @@ def app_factory(empty_database_url: str) -> Iterator[Callable[..., Flask]]:
             db.engine.dispose()
 
 
+def in_autocommit(raw: Any) -> bool:
+    """Whether a driver connection sends each statement on its own (no BEGIN)."""
+    return bool(raw.autocommit) if hasattr(raw, "pgconn") else raw.isolation_level is None
+
+
 def register_and_login(client: FlaskClient, email: str, password: str = PASSWORD) -> dict[str, Any]:
     """Register through the API, log in, and return the token pair."""
     created = client.post("/api/v1/auth/register", json={"email": email, "password": password})

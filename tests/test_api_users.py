@@ -14,7 +14,7 @@ from sqlalchemy import event
 from project.extensions import db
 from project.models import Role, User
 from project.services import users as users_service
-from tests.conftest import PASSWORD, assert_problem, bearer
+from tests.conftest import PASSWORD, assert_problem, bearer, in_autocommit
 
 Login = Callable[..., dict[str, Any]]
 MakeUser = Callable[..., User]
@@ -319,11 +319,6 @@ def test_the_last_active_admin_cannot_be_removed(
         ).status_code
         == 200
     )
-
-
-def in_autocommit(raw: Any) -> bool:
-    """Whether a driver connection sends each statement on its own (no BEGIN)."""
-    return bool(raw.autocommit) if hasattr(raw, "pgconn") else raw.isolation_level is None
 
 
 def test_the_admin_list_reads_outside_a_transaction_and_hands_one_back(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -11,12 +12,23 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_jwt_extended import decode_token as verify_token
 from redis import Redis
+from sqlalchemy import event, update
 
+from project.core.tokens import issue_token_pair
+from project.extensions import db
 from project.models import User
 from project.repositories.sessions import SessionRepository
 from project.services import auth as auth_service
 from project.services.client import ClientInfo
-from tests.conftest import PASSWORD, assert_problem, bearer, make_config, register_and_login
+from tests.conftest import (
+    PASSWORD,
+    assert_problem,
+    bearer,
+    in_autocommit,
+    is_postgres,
+    make_config,
+    register_and_login,
+)
 
 Login = Callable[..., dict[str, Any]]
 
@@ -161,7 +173,7 @@ def test_a_rotation_by_a_concurrent_request_is_read_fresh(
         winner = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"]))
         assert winner.status_code == 200
         pair = auth_service.refresh(
-            user=loaded[1], session_id=session_id, jti=claims["jti"], client=ClientInfo()
+            user_id=loaded[1].id, session_id=session_id, jti=claims["jti"], client=ClientInfo()
         )
     assert (
         decode_token(pair.refresh_token, application)["jti"]
@@ -169,6 +181,102 @@ def test_a_rotation_by_a_concurrent_request_is_read_fresh(
     )
     renewed = client.post("/api/v1/auth/refresh", headers=bearer(pair.refresh_token))
     assert renewed.status_code == 200
+
+
+@contextmanager
+def statements(application: Flask) -> Iterator[list[tuple[str, bool]]]:
+    """Record each SQL statement's verb and whether it ran outside a transaction."""
+    seen: list[tuple[str, bool]] = []
+
+    def record(connection: Any, _cursor: object, statement: str, *_: object) -> None:
+        seen.append((statement.split()[0], in_autocommit(connection.connection.dbapi_connection)))
+
+    with application.app_context():
+        event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        with application.app_context():
+            event.remove(db.engine, "before_cursor_execute", record)
+
+
+def test_a_refresh_is_one_statement_without_a_transaction(
+    app_factory: Callable[..., Flask],
+) -> None:
+    application = app_factory()
+    client = application.test_client()
+    tokens = register_and_login(client, "quick@example.com")
+    with statements(application) as seen:
+        response = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"]))
+    assert response.status_code == 200
+    assert seen[0] == ("UPDATE", True)
+    # PostgreSQL returns the user from the UPDATE; SQLite reads it by id afterwards.
+    assert seen[1:] == ([] if is_postgres() else [("SELECT", True)])
+    renewed = client.get("/api/v1/users/me", headers=bearer(response.json["access_token"]))
+    assert renewed.json["email"] == "quick@example.com"
+
+
+def test_a_replay_ends_the_session_in_one_transaction(app_factory: Callable[..., Flask]) -> None:
+    application = app_factory()
+    client = application.test_client()
+    tokens = register_and_login(client, "replayed@example.com")
+    assert (
+        client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])).status_code
+        == 200
+    )
+    with statements(application) as seen:
+        replay = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"]))
+    assert_problem(replay, 401, "refresh_token_reused")
+    assert seen[0] == ("UPDATE", True)  # the refused rotation
+    # Then the session is read, revoked and audited together, or not at all.
+    assert [verb for verb, _ in seen[1:]] == ["SELECT", "UPDATE", "INSERT"]
+    assert not any(alone for _, alone in seen[1:])
+
+
+def test_a_refresh_for_a_user_made_inactive_is_refused(app_factory: Callable[..., Flask]) -> None:
+    application = app_factory()
+    client = application.test_client()
+    tokens = register_and_login(client, "paused@example.com")
+    with application.app_context():
+        # Straight in the table: the session stays live, only the user changes.
+        db.session.execute(
+            update(User).where(User.email == "paused@example.com").values(is_active=False)
+        )
+        db.session.commit()
+    assert_problem(
+        client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])),
+        401,
+        "token_revoked",
+    )
+
+
+def test_a_refresh_token_for_another_users_session_rotates_nothing(
+    app_factory: Callable[..., Flask],
+) -> None:
+    application = app_factory()
+    client = application.test_client()
+    victim = register_and_login(client, "victim@example.com")
+    other = register_and_login(client, "other@example.com")
+    victim_claims = decode_token(victim["refresh_token"], application)
+    with application.app_context():
+        # A token whose subject and session disagree: signed with the app's own key.
+        crossed = issue_token_pair(
+            user_id=uuid.UUID(decode_token(other["access_token"], application)["sub"]),
+            session_id=uuid.UUID(victim_claims["sid"]),
+            refresh_jti=victim_claims["jti"],
+            token_version=0,
+            access_ttl=60,
+            refresh_ttl=600,
+        )
+    assert_problem(
+        client.post("/api/v1/auth/refresh", headers=bearer(crossed.refresh_token)),
+        401,
+        "token_revoked",
+    )
+    assert (
+        client.post("/api/v1/auth/refresh", headers=bearer(victim["refresh_token"])).status_code
+        == 200
+    )
 
 
 @pytest.fixture

@@ -102,7 +102,10 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
         return False
 
     @jwt.user_lookup_loader
-    def load_user(_header: dict[str, Any], _payload: dict[str, Any]) -> User | None:
+    def load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | str | None:
+        if payload.get("type") == "refresh":
+            # The rotation checks and loads a refresh token's user (services.auth.refresh).
+            return str(payload["sub"])
         return cast(User | None, g.get("authenticated_user"))
 
 
@@ -145,15 +148,25 @@ def admin_required(view: F) -> F:
 
 
 def refresh_token_required(view: F) -> F:
-    """Require a refresh token (an access token is refused)."""
+    """Require a validly signed refresh token (an access token is refused).
+
+    Whether its session is live and its user active is left to the view's use case, whose
+    conditional rotation checks both in the statement that rotates the token.
+    """
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        verify_jwt_in_request(refresh=True)
+        verify_jwt_in_request(refresh=True, skip_revocation_check=True)
+        context.bind(user_id=str(current_user_id()))
         return view(*args, **kwargs)
 
     _document(wrapper, 401, 403, security=REFRESH_SECURITY)
     return cast(F, wrapper)
+
+
+def current_user_id() -> uuid.UUID:
+    """Return the user id carried by the verified token."""
+    return uuid.UUID(get_jwt()["sub"])
 
 
 def current_session_id() -> uuid.UUID:

@@ -11,11 +11,14 @@ from project.models import Session, User
 from project.repositories.base import BaseRepository
 
 # Built once: rotation runs on every refresh, and building the statement cost more CPU
-# than executing it. The values arrive as parameters.
+# than executing it. The values arrive as parameters. With the user's condition below, the
+# WHERE clause is the whole check of a refresh token: the session is live, the token is
+# its current one, and its user is active.
 _ROTATE = (
     update(Session)
     .where(
         Session.id == bindparam("session_id"),
+        Session.user_id == bindparam("token_user_id"),
         Session.refresh_jti == bindparam("presented_jti"),
         Session.revoked_at.is_(None),
         Session.expires_at > bindparam("now"),
@@ -31,6 +34,16 @@ _ROTATE = (
     )
     .execution_options(synchronize_session=False)
 )
+# PostgreSQL checks the user and returns it in the same statement.
+_ROTATE_RETURNING_USER = (
+    _ROTATE.where(Session.user_id == User.id, User.is_active.is_(True))
+    .returning(User)
+    .execution_options(populate_existing=True)
+)
+# SQLite cannot return another table's columns from an UPDATE: it returns the user's id.
+_ROTATE_RETURNING_ID = _ROTATE.where(
+    Session.user_id.in_(select(User.id).where(User.is_active.is_(True)))
+).returning(Session.user_id)
 
 
 class SessionRepository(BaseRepository[Session]):
@@ -82,31 +95,34 @@ class SessionRepository(BaseRepository[Session]):
         self,
         *,
         session_id: uuid.UUID,
+        user_id: uuid.UUID,
         presented_jti: str,
         new_jti: str,
         now: datetime,
         expires_at: datetime,
         ip: str | None,
         user_agent: str | None,
-    ) -> bool:
-        """Swap the refresh token id if ``presented_jti`` is still current; True on success.
+    ) -> User | None:
+        """Rotate the session's refresh token id; return its user, or None if refused.
 
-        A single conditional UPDATE makes two concurrent refreshes of one token race
-        safely: exactly one wins.
+        Refused unless the session is live, ``presented_jti`` is its current token and its
+        user is active. A single conditional UPDATE makes two concurrent refreshes of one
+        token race safely: exactly one wins.
         """
-        result = self.session.execute(
-            _ROTATE,
-            {
-                "session_id": session_id,
-                "presented_jti": presented_jti,
-                "new_jti": new_jti,
-                "now": now,
-                "expires_at": expires_at,
-                "ip": ip,
-                "user_agent": user_agent,
-            },
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        params = {
+            "session_id": session_id,
+            "token_user_id": user_id,
+            "presented_jti": presented_jti,
+            "new_jti": new_jti,
+            "now": now,
+            "expires_at": expires_at,
+            "ip": ip,
+            "user_agent": user_agent,
+        }
+        if self.session.connection().dialect.name == "postgresql":
+            return self.session.scalars(_ROTATE_RETURNING_USER, params).one_or_none()
+        rotated = self.session.scalars(_ROTATE_RETURNING_ID, params).one_or_none()
+        return None if rotated is None else self.session.get(User, rotated)
 
     def revoke(self, session_ids: list[uuid.UUID], *, now: datetime) -> list[uuid.UUID]:
         """Mark live sessions revoked; return the ids that were live."""

@@ -18,7 +18,7 @@ from project.models.types import utcnow
 from project.repositories import SessionRepository, UserRepository
 from project.repositories.session_state import SessionStateCache
 from project.repositories.user_cache import UserCache
-from project.services import audit, notifications, verification
+from project.services import audit, notifications, transactions, verification
 from project.services.client import ClientInfo
 from project.services.sessions import publish_revocations
 from project.services.throttle import LoginGuard
@@ -157,19 +157,23 @@ def _issue(user: User, session_id: uuid.UUID, refresh_jti: str) -> TokenPair:
     )
 
 
-def refresh(*, user: User, session_id: uuid.UUID, jti: str, client: ClientInfo) -> TokenPair:
+def refresh(
+    *, user_id: uuid.UUID, session_id: uuid.UUID, jti: str, client: ClientInfo
+) -> TokenPair:
     """Rotate a session's refresh token; a rotated token presented again ends the session.
 
-    ``user`` is the session's user as the token check found it. The conditional UPDATE
-    alone decides a rotation (it refuses a revoked, expired or already rotated session), so
-    the usual path reads nothing more; only a refused rotation loads the session to tell
-    a concurrent retry from a replay.
+    The conditional UPDATE alone checks the token (a live session whose current token it
+    is, an active user) and rotates it, in one statement and without a transaction around
+    it: the usual refresh is one round trip to the database. Only a refused rotation
+    loads the session, in a transaction, to tell a concurrent retry from a replay.
     """
     sessions = SessionRepository()
     now = utcnow()
     new_jti = new_token_id()
-    rotated = sessions.rotate(
+    transactions.single_statement()
+    user = sessions.rotate(
         session_id=session_id,
+        user_id=user_id,
         presented_jti=jti,
         new_jti=new_jti,
         now=now,
@@ -177,12 +181,15 @@ def refresh(*, user: User, session_id: uuid.UUID, jti: str, client: ClientInfo) 
         ip=client.ip,
         user_agent=client.user_agent,
     )
-    if rotated:
+    if user is not None:
         db.session.commit()
+        # The access tokens about to be used belong to a session just seen live.
+        SessionStateCache().remember_active_with_user(session_id, user)
         metrics.TOKENS_ISSUED.labels("refresh").inc()
         return _issue(user, session_id, new_jti)
+    transactions.begin_transaction()
     found = sessions.get_with_user(session_id)
-    if found is None or not found[1].is_active:
+    if found is None or found[1].id != user_id or not found[1].is_active:
         raise errors.TokenRevoked("This session has ended.")
     session, user = found
     if not session.is_active_at(now):

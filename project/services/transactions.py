@@ -4,13 +4,29 @@ from __future__ import annotations
 
 from project.extensions import db
 
+AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
-def single_read() -> None:
-    """Run this use case's one query outside a transaction: no BEGIN and no ROLLBACK.
 
-    A single statement is atomic and sees one snapshot by itself, so for a use case that
-    writes nothing and reads once the transaction only costs two of its four round trips
-    to the database. Does nothing if the request has already begun a transaction.
+def single_statement() -> None:
+    """Run this use case's next statement outside a transaction: no BEGIN, no COMMIT.
+
+    A single statement is atomic and sees one snapshot by itself, so for a use case whose
+    work is one query (or one conditional UPDATE) the transaction only costs two of its
+    round trips to the database. Does nothing if the request has already begun a
+    transaction. A use case that then needs more statements calls ``begin_transaction``.
     """
     if not db.session().in_transaction():
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        db.session.connection(execution_options=AUTOCOMMIT)
+
+
+def begin_transaction() -> None:
+    """Leave ``single_statement`` mode: the statements after this share one transaction."""
+    session = db.session()
+    if (
+        session.in_transaction()
+        and session.connection().get_execution_options().get("isolation_level")
+        == AUTOCOMMIT["isolation_level"]
+    ):
+        # Nothing to undo: each statement so far committed by itself. The connection goes
+        # back to the pool (transactional again) and the next statement opens a transaction.
+        session.rollback()

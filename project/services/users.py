@@ -104,7 +104,7 @@ def list_users(
         is_active=is_active,
         email_prefix=normalize_email(email_prefix) if email_prefix else None,
     )
-    transactions.single_read()
+    transactions.single_statement()
     rows = UserRepository().page(filters=filters, limit=limit + 1, after=after)
     items = rows[:limit]
     next_key: PageKey | None = None

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from flask import current_app
-from flask_jwt_extended import current_user, get_current_user
+from flask_jwt_extended import current_user
 
 from project.api.arguments import Blueprint
 from project.api.auth import (
@@ -16,6 +16,7 @@ from project.api.auth import (
     client_info,
     current_session_id,
     current_token_id,
+    current_user_id,
     deliver_tokens,
     read_csrf_cookies,
     refresh_token_required,
@@ -115,7 +116,7 @@ def refresh() -> dict[str, Any] | TokenPair:
     `refresh_token_reused`).
     """
     pair = auth.refresh(
-        user=get_current_user(),
+        user_id=current_user_id(),
         session_id=current_session_id(),
         jti=current_token_id(),
         client=client_info(),
