@@ -27,8 +27,12 @@ from bench.wrk import Load
 PREFIX = "seed"
 # 100 users at every size from 1,000 up (seed0000500 .. seed0000599): same answer size.
 NARROW_PREFIX = "seed00005"
-# The brief's example: no user at 1K, 100,000 users (seed0500000..) at 1M.
+# The brief's example: no user at 1K, 100,000 users (seed0500000..) at 1M. The answers
+# differ (an empty page, a full one), so its ratio includes serializing 20 users.
 WIDE_PREFIX = "seed05"
+# Every seeded user at every size: a full page at both, so only the table's size differs.
+ALL_PREFIX = "seed0"
+PREFIXES = {"narrow": NARROW_PREFIX, "wide": WIDE_PREFIX, "all": ALL_PREFIX}
 TARGET_RATIO = 1.2
 
 
@@ -49,6 +53,7 @@ OPERATIONS = (
     Operation("list_deep_page", "GET /users?limit=20&cursor=<middle>"),
     Operation("email_prefix_narrow", f"GET /users?email={NARROW_PREFIX}"),
     Operation("email_prefix_wide", f"GET /users?email={WIDE_PREFIX}"),
+    Operation("email_prefix_all", f"GET /users?email={ALL_PREFIX}"),
 )
 
 
@@ -132,14 +137,12 @@ def prepare(
             f"/api/v1/users?limit=20&cursor={middle_cursor(warden, size)}",
             ["bearer", str(admin_file)],
         ),
-        "email_prefix_narrow": (
-            f"/api/v1/users?limit=20&email={NARROW_PREFIX}",
+    } | {
+        f"email_prefix_{name}": (
+            f"/api/v1/users?limit=20&email={prefix}",
             ["bearer", str(admin_file)],
-        ),
-        "email_prefix_wide": (
-            f"/api/v1/users?limit=20&email={WIDE_PREFIX}",
-            ["bearer", str(admin_file)],
-        ),
+        )
+        for name, prefix in PREFIXES.items()
     }
     facts = {
         "users": int(warden.database.scalar("SELECT count(*) FROM users")),
@@ -149,16 +152,13 @@ def prepare(
         "users_table_mb": round(
             int(warden.database.scalar("SELECT pg_total_relation_size('users')")) / 2**20, 1
         ),
-        "narrow_prefix_matches": int(
+    } | {
+        f"{name}_prefix_matches": int(
             warden.database.scalar(
-                "SELECT count(*) FROM users WHERE email_normalized LIKE :p", p=NARROW_PREFIX + "%"
+                "SELECT count(*) FROM users WHERE email_normalized LIKE :p", p=prefix + "%"
             )
-        ),
-        "wide_prefix_matches": int(
-            warden.database.scalar(
-                "SELECT count(*) FROM users WHERE email_normalized LIKE :p", p=WIDE_PREFIX + "%"
-            )
-        ),
+        )
+        for name, prefix in PREFIXES.items()
     }
     return warden, inputs, facts
 
@@ -269,6 +269,7 @@ def run(args: argparse.Namespace, wrk: str) -> int:
             "bcrypt_rounds": args.bcrypt_rounds,
             "narrow_prefix": NARROW_PREFIX,
             "wide_prefix": WIDE_PREFIX,
+            "all_prefix": ALL_PREFIX,
             "ratio": "median over rounds of (largest / smallest) within the round",
         },
         "sizes": per_size,
@@ -297,7 +298,8 @@ def table(document: dict[str, Any]) -> str:
             f"(command says {facts['seed_command_s']} s), VACUUM ANALYZE "
             f"{facts['vacuum_analyze_s']} s, users table {facts['users_table_mb']} MB, "
             f"{NARROW_PREFIX}: {facts['narrow_prefix_matches']} matches, "
-            f"{WIDE_PREFIX}: {facts['wide_prefix_matches']}"
+            f"{WIDE_PREFIX}: {facts['wide_prefix_matches']}, "
+            f"{ALL_PREFIX}: {facts['all_prefix_matches']}"
         )
     header = (
         f"{'operation':<38} {'p50 ' + small:>11} {'p50 ' + large:>12} {'x':>6} "
