@@ -249,13 +249,15 @@ def engine_options(url: str, env: Mapping[str, str] | None = None) -> dict[str, 
     # Fail fast instead of hanging when the database is unreachable or stuck.
     connect_args: dict[str, Any] = {
         "connect_timeout": 2,
-        # TCP keepalives make the kernel notice a server that vanished without closing
-        # (a failover, a NAT that forgot the flow) within 90 s: the idle socket then
-        # reads as closed, and the pool replaces it (core/db_liveness.py).
+        # A server that vanished without closing (a failover, a NAT that forgot the flow)
+        # is noticed by TCP keepalives within 90 s on an idle socket, which then reads as
+        # closed and is replaced (core/db_liveness.py), and within 30 s when data sent to
+        # it goes unacknowledged: the statement then fails (503) instead of hanging.
         "keepalives": 1,
         "keepalives_idle": 60,
         "keepalives_interval": 10,
         "keepalives_count": 3,
+        "tcp_user_timeout": 30_000,
     }
     if _bool(env, "DB_PGBOUNCER", False):
         # PgBouncer in transaction mode keeps no server-side prepared statements, and may

@@ -50,6 +50,7 @@ def test_postgres_connections_are_checked_without_a_ping_unless_asked() -> None:
     assert default["pool_pre_ping"] is False
     assert default["connect_args"]["keepalives"] == 1
     assert default["connect_args"]["keepalives_idle"] == 60
+    assert default["connect_args"]["tcp_user_timeout"] == 30_000
     assert engine_options(url, {"DB_PRE_PING": "true"})["pool_pre_ping"] is True
     assert "pool_pre_ping" not in engine_options("sqlite:///warden.db", {})
 

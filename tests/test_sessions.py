@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_jwt_extended import create_access_token, create_refresh_token
 from flask_jwt_extended import decode_token as verify_token
 from redis import Redis
 from sqlalchemy import event, update
@@ -247,6 +248,38 @@ def test_a_refresh_for_a_user_made_inactive_is_refused(app_factory: Callable[...
         client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])),
         401,
         "token_revoked",
+    )
+
+
+@pytest.mark.parametrize(
+    ("claims", "path"),
+    [
+        ({"sid": "not-a-uuid"}, "/api/v1/auth/refresh"),
+        ({"sid": 12}, "/api/v1/auth/refresh"),
+        ({}, "/api/v1/auth/refresh"),
+        ({"sid": 12, "ver": 0}, "/api/v1/users/me"),
+        ({"sid": None, "ver": 0}, "/api/v1/users/me"),
+    ],
+)
+def test_malformed_ids_in_a_signed_token_are_refused_not_crashed_on(
+    app_factory: Callable[..., Flask], claims: dict[str, Any], path: str
+) -> None:
+    application = app_factory()
+    client = application.test_client()
+    register_and_login(client, "odd@example.com")
+    with application.app_context():
+        # Signed with the app's own key, so only the claims are wrong.
+        if path.endswith("/refresh"):
+            token = create_refresh_token(identity=str(uuid.uuid4()), additional_claims=claims)
+        else:
+            token = create_access_token(identity=str(uuid.uuid4()), additional_claims=claims)
+        not_an_id = create_refresh_token(
+            identity="not-a-uuid", additional_claims={"sid": str(uuid.uuid4())}
+        )
+    method = client.post if path.endswith("/refresh") else client.get
+    assert_problem(method(path, headers=bearer(token)), 401, "token_revoked")
+    assert_problem(
+        client.post("/api/v1/auth/refresh", headers=bearer(not_an_id)), 401, "token_revoked"
     )
 
 

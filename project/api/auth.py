@@ -90,9 +90,10 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
     @jwt.token_in_blocklist_loader
     def is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
         try:
+            user_id, session_id = claimed_ids(payload)
             user = auth_service.authenticate(
-                user_id=uuid.UUID(payload["sub"]),
-                session_id=uuid.UUID(payload["sid"]),
+                user_id=user_id,
+                session_id=session_id,
                 token_version=int(payload["ver"]) if payload.get("type") == "access" else None,
             )
         except (errors.TokenRevoked, KeyError, ValueError, TypeError):
@@ -157,11 +158,23 @@ def refresh_token_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         verify_jwt_in_request(refresh=True, skip_revocation_check=True)
-        context.bind(user_id=str(current_user_id()))
+        user_id, _session_id = claimed_ids(get_jwt())
+        context.bind(user_id=str(user_id))
         return view(*args, **kwargs)
 
     _document(wrapper, 401, 403, security=REFRESH_SECURITY)
     return cast(F, wrapper)
+
+
+def claimed_ids(claims: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID]:
+    """The user and session ids a verified token names; malformed ones name no live session."""
+    user_id, session_id = claims.get("sub"), claims.get("sid")
+    if not isinstance(user_id, str) or not isinstance(session_id, str):
+        raise errors.TokenRevoked("This session has ended.")
+    try:
+        return uuid.UUID(user_id), uuid.UUID(session_id)
+    except ValueError:
+        raise errors.TokenRevoked("This session has ended.") from None
 
 
 def current_user_id() -> uuid.UUID:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import select
 from typing import Any
 
+import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
@@ -15,18 +16,22 @@ def _closed_by_server(dbapi_connection: Any) -> bool:
 
     An idle connection has nothing to read: if its socket is readable, the server closed it
     (restart, failover, idle timeout) or sent something Warden never asked for. Either way
-    the connection is replaced; a false alarm only costs a reconnect.
+    the connection is replaced; a false alarm only costs a reconnect. (So an app that
+    LISTENs would reconnect after each NOTIFY: Warden does not.)
     """
     if dbapi_connection.closed or dbapi_connection.broken:
         return True
-    poller = select.poll()
-    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    try:
+        poller = select.poll()
+        poller.register(dbapi_connection.fileno(), select.POLLIN)
+    except (OSError, psycopg.Error):
+        return True
     return bool(poller.poll(0))
 
 
 def _check_on_checkout(dbapi_connection: Any, _record: object, _proxy: object) -> None:
     if _closed_by_server(dbapi_connection):
-        # The pool discards this connection and checks out another (up to three tries).
+        # The pool invalidates this connection and reconnects in its place (three tries).
         raise DisconnectionError("the database server closed this pooled connection")
 
 

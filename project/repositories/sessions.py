@@ -122,7 +122,7 @@ class SessionRepository(BaseRepository[Session]):
         if self.session.connection().dialect.name == "postgresql":
             return self.session.scalars(_ROTATE_RETURNING_USER, params).one_or_none()
         rotated = self.session.scalars(_ROTATE_RETURNING_ID, params).one_or_none()
-        return None if rotated is None else self.session.get(User, rotated)
+        return None if rotated is None else self.session.get(User, rotated, populate_existing=True)
 
     def revoke(self, session_ids: list[uuid.UUID], *, now: datetime) -> list[uuid.UUID]:
         """Mark live sessions revoked; return the ids that were live."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from project.extensions import db
+from project.repositories.user_cache import PENDING
 
 AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
@@ -20,13 +21,20 @@ def single_statement() -> None:
 
 
 def begin_transaction() -> None:
-    """Leave ``single_statement`` mode: the statements after this share one transaction."""
+    """Leave ``single_statement`` mode: the statements after this share one transaction.
+
+    Call it before changing any ORM object: leaving the mode ends the session's
+    transaction, which would drop unflushed changes and the after-commit hooks of
+    flushed ones (the user cache's invalidation), so it refuses to run with either.
+    """
     session = db.session()
     if (
         session.in_transaction()
         and session.connection().get_execution_options().get("isolation_level")
         == AUTOCOMMIT["isolation_level"]
     ):
+        if session.new or session.dirty or session.deleted or session.info.get(PENDING):
+            raise RuntimeError("begin_transaction() after ORM changes would lose them")
         # Nothing to undo: each statement so far committed by itself. The connection goes
         # back to the pool (transactional again) and the next statement opens a transaction.
         session.rollback()
