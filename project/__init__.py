@@ -65,14 +65,12 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     app.teardown_appcontext(end_database_session)
     install_invalidation()
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        with app.app_context():
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
             if db.engine.url.database not in (None, "", ":memory:"):
                 Path(db.engine.url.database).parent.mkdir(parents=True, exist_ok=True)
             event.listen(db.engine, "connect", _sqlite_pragmas)
-    else:
-        with app.app_context():
-            install_liveness_check(db.engine)
+        install_liveness_check(db.engine)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     redis_client.init_app(app)
     jwt.init_app(app)
