@@ -1,8 +1,8 @@
 """A mixed Locust scenario for Warden: sign up, log in, read the profile, refresh, log out.
 
-Locust is not a project dependency:
+Locust is a dev dependency (requirements-dev.txt; tests/test_locustfile.py runs this
+scenario against a live deployment in both modes and requires zero failures):
 
-    pip install locust
     locust -f bench/locustfile.py --host http://127.0.0.1:8000                 # web UI
     locust -f bench/locustfile.py --host http://127.0.0.1:8000 \\
            --headless --users 20 --spawn-rate 2 --run-time 2m                  # no UI
