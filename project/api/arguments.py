@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
 
@@ -55,7 +56,14 @@ class StrictParser(FlaskParser):
             if req.content_length or req.get_data(cache=True):
                 raise errors.UnsupportedMediaType("Send the body as application/json.")
             return missing
-        return super()._raw_load_json(req)
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise  # webargs answers it (an empty body is a missing one)
+        except (RecursionError, ValueError) as exc:
+            # Valid JSON that Python's parser refuses: nesting past the recursion limit, or
+            # an integer past the digit limit of int().
+            self._handle_invalid_json_error(exc, req)
 
     def _load_location_data(self, *, schema: ma.Schema, req: flask.Request, location: str) -> Any:
         data = super()._load_location_data(schema=schema, req=req, location=location)

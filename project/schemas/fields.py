@@ -61,7 +61,14 @@ def _time_key(parts: Any) -> tuple[datetime, uuid.UUID]:
     return moment.astimezone(UTC), uuid.UUID(entity_id)
 
 
-CURSOR_ERRORS = (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError)
+CURSOR_ERRORS = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    RecursionError,  # JSON nested past Python's recursion limit
+    binascii.Error,
+    UnicodeDecodeError,
+)
 
 
 class UTCDateTimeField(fields.AwareDateTime):
