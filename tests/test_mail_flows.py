@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, text, update
 
 from project.extensions import db
-from project.models import AuditEvent, OneTimeToken, User
+from project.models import AuditEvent, OneTimeToken, TokenPurpose, User
 from project.models.types import utcnow
-from tests.conftest import PASSWORD, assert_problem, bearer, run_jobs
+from project.services import one_time_tokens
+from tests.conftest import PASSWORD, assert_problem, bearer, is_postgres, run_jobs
 from tests.mailbox import Mailbox
 
 Login = Callable[..., dict[str, Any]]
@@ -326,3 +330,50 @@ def test_a_refused_email_change_leaves_the_profile_untouched(
     )
     assert_problem(response, 409, "email_taken")
     assert client.get("/api/v1/users/me", headers=headers).json["full_name"] == "Before"
+
+
+@pytest.mark.skipif(not is_postgres(), reason="needs PostgreSQL's row-level waits")
+def test_an_address_taken_during_the_confirmation_is_409_and_the_link_survives(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User]
+) -> None:
+    first = make_user(email="first.owner@example.com")
+    second = make_user(email="second.owner@example.com")
+    with app.app_context():
+        token = one_time_tokens.issue(
+            second.id, TokenPurpose.CHANGE_EMAIL, ttl=3600, data={"new_email": "wanted@example.com"}
+        )
+        db.session.commit()
+        engine = db.engine
+    # Another transaction takes the address and holds it: the confirmation's lookup does not
+    # see it, and its write waits on the unique index until that transaction commits.
+    with engine.connect() as other:
+        other.execute(
+            update(User)
+            .where(User.id == first.id)
+            .values(email="wanted@example.com", email_normalized="wanted@example.com")
+        )
+        answers: list[Any] = []
+        confirming = threading.Thread(
+            target=lambda: answers.append(
+                client.post("/api/v1/auth/verify-email", json={"token": token})
+            )
+        )
+        confirming.start()
+        deadline = time.monotonic() + 10
+        while not _waiting_on_a_lock(engine) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        other.commit()
+        confirming.join(timeout=10)
+    assert_problem(answers[0], 409, "email_taken")
+    with app.app_context():
+        assert db.session.get(User, second.id).email == "second.owner@example.com"
+        stored = db.session.scalars(select(OneTimeToken).where(OneTimeToken.user_id == second.id))
+        assert [row.used_at for row in stored] == [None]  # the link still works
+
+
+def _waiting_on_a_lock(engine: Engine) -> bool:
+    with engine.connect() as probe:
+        waiting = probe.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        )
+        return bool(waiting.scalar())

@@ -31,6 +31,10 @@ class BaseRepository(Generic[ModelT]):
         self.session.flush()
         return entity
 
+    def flush(self) -> None:
+        """Send the staged changes now, so the database's constraints decide at this point."""
+        self.session.flush()
+
     def delete(self, entity: ModelT) -> None:
         """Delete a row and flush."""
         self.session.delete(entity)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
 from project.core import context, errors
 from project.core.emails import normalize_email
@@ -42,11 +43,19 @@ def verify(*, token: str) -> None:
 def _apply_email_change(user: User, new_email: str) -> None:
     users = UserRepository()
     normalized = normalize_email(new_email)
+    taken = errors.EmailTaken("Another account took this address meanwhile.")
     other = users.get_by_email(normalized)
     if other is not None and other.id != user.id:
-        raise errors.EmailTaken("Another account took this address meanwhile.")
+        raise taken
     old_email = user.email
     user.email, user.email_normalized, user.email_verified = new_email, normalized, True
+    try:
+        users.flush()
+    except IntegrityError:
+        # Taken after the lookup, by a concurrent confirmation: the unique index decided.
+        # The rollback also un-consumes the link, so it can be used once the address frees.
+        db.session.rollback()
+        raise taken from None
     # Links mailed to the old address must not work any more.
     one_time_tokens.void_all(user.id)
     audit.record(
