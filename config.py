@@ -42,7 +42,14 @@ def database_url(raw: str | None) -> str:
     return raw
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+# Durations beyond ten years are mistakes, and far larger ones overflow dates and timers.
+MAX_SECONDS = 10 * 365 * 86_400
+MAX_RETENTION_DAYS = 36_500
+
+
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -52,6 +59,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -115,11 +124,13 @@ class Config:
         # Heroku Redis serves TLS with a self-signed certificate: it needs this set to false.
         self.REDIS_TLS_VERIFY = _bool(env, "REDIS_TLS_VERIFY", True)
         self.READY_REQUIRES_REDIS = _bool(env, "READY_REQUIRES_REDIS", True)
-        self.ACCESS_TOKEN_TTL = _int(env, "ACCESS_TOKEN_TTL", 900, minimum=1)
-        self.REFRESH_TOKEN_TTL = _int(env, "REFRESH_TOKEN_TTL", 2_592_000, minimum=1)
+        self.ACCESS_TOKEN_TTL = _int(env, "ACCESS_TOKEN_TTL", 900, minimum=1, maximum=MAX_SECONDS)
+        self.REFRESH_TOKEN_TTL = _int(
+            env, "REFRESH_TOKEN_TTL", 2_592_000, minimum=1, maximum=MAX_SECONDS
+        )
         # Verified tokens each worker remembers until they expire (0: verify every time).
         self.TOKEN_CACHE_SIZE = _int(env, "TOKEN_CACHE_SIZE", 4096, minimum=0)
-        self.BCRYPT_ROUNDS = _int(env, "BCRYPT_ROUNDS", 12, minimum=4)
+        self.BCRYPT_ROUNDS = _int(env, "BCRYPT_ROUNDS", 12, minimum=4, maximum=31)
         if self.BCRYPT_ROUNDS > 31:
             raise ConfigError(f"BCRYPT_ROUNDS must be at most 31, got {self.BCRYPT_ROUNDS}")
         self.CORS_ORIGINS = _list(env.get("CORS_ORIGINS"))
@@ -129,13 +140,13 @@ class Config:
         self.LOG_FORMAT = (env.get("LOG_FORMAT") or "json").lower()
         if self.LOG_FORMAT not in ("json", "console"):
             raise ConfigError("LOG_FORMAT must be json or console")
-        self.PORT = _int(env, "PORT", 8000)
+        self.PORT = _int(env, "PORT", 8000, maximum=65_535)
         self.METRICS_TOKEN = env.get("METRICS_TOKEN") or None
         self.WEB_CONCURRENCY = _int(env, "WEB_CONCURRENCY", 2, minimum=1)
 
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
         self.MAX_CONTENT_LENGTH = 64 * 1024
-        self.REFRESH_REUSE_INTERVAL = _int(env, "REFRESH_REUSE_INTERVAL", 0)
+        self.REFRESH_REUSE_INTERVAL = _int(env, "REFRESH_REUSE_INTERVAL", 0, maximum=MAX_SECONDS)
         self.TRUSTED_PROXIES = _int(env, "TRUSTED_PROXIES", 0)
         self.HSTS = _bool(env, "HSTS", self.APP_ENV == "production")
 
@@ -185,8 +196,12 @@ class Config:
         self.LOGIN_FREE_FAILURES_PER_ACCOUNT = _int(
             env, "LOGIN_FREE_FAILURES_PER_ACCOUNT", 20, minimum=1
         )
-        self.LOGIN_BACKOFF_CAP_IP = _int(env, "LOGIN_BACKOFF_CAP_IP", 900, minimum=1)
-        self.LOGIN_BACKOFF_CAP_ACCOUNT = _int(env, "LOGIN_BACKOFF_CAP_ACCOUNT", 300, minimum=1)
+        self.LOGIN_BACKOFF_CAP_IP = _int(
+            env, "LOGIN_BACKOFF_CAP_IP", 900, minimum=1, maximum=MAX_SECONDS
+        )
+        self.LOGIN_BACKOFF_CAP_ACCOUNT = _int(
+            env, "LOGIN_BACKOFF_CAP_ACCOUNT", 300, minimum=1, maximum=MAX_SECONDS
+        )
         self.PASSWORD_CHECK_BREACHED = _bool(env, "PASSWORD_CHECK_BREACHED", True)
 
         self.MAIL_BACKEND = (
@@ -195,20 +210,26 @@ class Config:
         if self.MAIL_BACKEND not in ("console", "smtp"):
             raise ConfigError("MAIL_BACKEND must be console or smtp")
         self.MAIL_SERVER = env.get("MAIL_SERVER") or None
-        self.MAIL_PORT = _int(env, "MAIL_PORT", 587, minimum=1)
+        self.MAIL_PORT = _int(env, "MAIL_PORT", 587, minimum=1, maximum=65_535)
         self.MAIL_USERNAME = env.get("MAIL_USERNAME") or None
         self.MAIL_PASSWORD = env.get("MAIL_PASSWORD") or None
         self.MAIL_USE_TLS = _bool(env, "MAIL_USE_TLS", True)
         self.MAIL_FROM = env.get("MAIL_FROM") or "Warden <no-reply@localhost>"
-        self.MAIL_TIMEOUT = _int(env, "MAIL_TIMEOUT", 10, minimum=1)
+        self.MAIL_TIMEOUT = _int(env, "MAIL_TIMEOUT", 10, minimum=1, maximum=3_600)
         self.FRONTEND_URL = (env.get("FRONTEND_URL") or "http://localhost:3000").rstrip("/")
         self.FRONTEND_URL_SET = bool(env.get("FRONTEND_URL"))
         self.REQUIRE_VERIFIED_EMAIL = _bool(env, "REQUIRE_VERIFIED_EMAIL", False)
         self.REGISTRATION_ENUMERATION_SAFE = _bool(env, "REGISTRATION_ENUMERATION_SAFE", False)
-        self.VERIFY_TOKEN_TTL = _int(env, "VERIFY_TOKEN_TTL", 86_400, minimum=60)
-        self.RESET_TOKEN_TTL = _int(env, "RESET_TOKEN_TTL", 3_600, minimum=60)
-        self.EMAIL_CHANGE_TOKEN_TTL = _int(env, "EMAIL_CHANGE_TOKEN_TTL", 86_400, minimum=60)
-        self.AUDIT_RETENTION_DAYS = _int(env, "AUDIT_RETENTION_DAYS", 365, minimum=1)
+        self.VERIFY_TOKEN_TTL = _int(
+            env, "VERIFY_TOKEN_TTL", 86_400, minimum=60, maximum=MAX_SECONDS
+        )
+        self.RESET_TOKEN_TTL = _int(env, "RESET_TOKEN_TTL", 3_600, minimum=60, maximum=MAX_SECONDS)
+        self.EMAIL_CHANGE_TOKEN_TTL = _int(
+            env, "EMAIL_CHANGE_TOKEN_TTL", 86_400, minimum=60, maximum=MAX_SECONDS
+        )
+        self.AUDIT_RETENTION_DAYS = _int(
+            env, "AUDIT_RETENTION_DAYS", 365, minimum=1, maximum=MAX_RETENTION_DAYS
+        )
         self.JWT_ENCODE_ISSUER = self.JWT_DECODE_ISSUER = env.get("JWT_ISSUER") or "warden"
         self.JWT_ENCODE_AUDIENCE = self.JWT_DECODE_AUDIENCE = env.get("JWT_AUDIENCE") or "warden"
         self.JWT_DECODE_LEEWAY = 10
@@ -245,7 +266,9 @@ def engine_options(url: str, env: Mapping[str, str] | None = None) -> dict[str, 
     # Error messages never carry bound parameters (emails, hashes) into logs.
     if not url.startswith("postgresql"):
         return {"hide_parameters": True}
-    statement_timeout = _int(env, "DB_STATEMENT_TIMEOUT_MS", 10_000, minimum=0)
+    statement_timeout = _int(
+        env, "DB_STATEMENT_TIMEOUT_MS", 10_000, minimum=0, maximum=2_147_483_647
+    )
     # Fail fast instead of hanging when the database is unreachable or stuck.
     connect_args: dict[str, Any] = {
         "connect_timeout": 2,

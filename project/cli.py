@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -13,15 +14,24 @@ from marshmallow import ValidationError
 from redis import Redis
 from rq import Queue, SimpleWorker
 
-from config import redis_tls_options
+from config import MAX_RETENTION_DAYS, redis_tls_options
 from project.api.errors import errors_markdown
 from project.core import tasks
 from project.core.errors import AppError
 from project.schemas.auth import RegisterSchema
+from project.schemas.fields import storable_text
 from project.services import audit, seeding
 from project.services import users as user_service
 
 users_cli = AppGroup("users", help="Manage user accounts.")
+SEED_PREFIX = re.compile(r"[a-z0-9][a-z0-9._+-]{0,31}")
+
+
+def _text(value: str, name: str) -> str:
+    """Refuse what the database and bcrypt cannot take: undecodable bytes, NUL."""
+    if not storable_text(value):
+        raise click.ClickException(f"{name} must be UTF-8 text without NUL characters")
+    return value
 
 
 @users_cli.command("create-admin")
@@ -33,6 +43,7 @@ def create_admin(email: str, password_stdin: bool) -> None:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    email, password = _text(email, "the email"), _text(password, "the password")
     try:
         data = RegisterSchema().load({"email": email, "password": password})
         user = user_service.create_admin(email=data["email"], password=data["password"])
@@ -49,7 +60,9 @@ audit_cli = AppGroup("audit", help="Maintain the audit trail.")
 
 @audit_cli.command("prune")
 @click.option(
-    "--days", type=click.IntRange(min=1), help="Keep this many days (AUDIT_RETENTION_DAYS)."
+    "--days",
+    type=click.IntRange(min=1, max=MAX_RETENTION_DAYS),
+    help="Keep this many days (AUDIT_RETENTION_DAYS).",
 )
 def prune_audit(days: int | None) -> None:
     """Delete audit events older than the retention period."""
@@ -91,8 +104,18 @@ def seed_users(count: int, password: str, prefix: str, force: bool) -> None:
     """Insert COUNT users quickly (COPY on PostgreSQL) for benchmarks and load tests."""
     if current_app.config["APP_ENV"] == "production" and not force:
         raise click.ClickException("refusing to seed a production database (use --force)")
+    if not SEED_PREFIX.fullmatch(prefix):
+        raise click.ClickException(
+            "the prefix must be 1 to 32 lower-case letters, digits, '.', '_', '+' or '-',"
+            " starting with a letter or digit"
+        )
     started = time.perf_counter()
-    inserted = seeding.seed_users(count=count, password=password, prefix=prefix)
+    try:
+        inserted = seeding.seed_users(
+            count=count, password=_text(password, "the password"), prefix=prefix
+        )
+    except AppError as exc:
+        raise click.ClickException(exc.detail) from None
     click.echo(f"Inserted {inserted} users in {time.perf_counter() - started:.1f} s")
 
 
@@ -103,7 +126,10 @@ docs_cli = AppGroup("docs", help="Generate documentation from the code.")
 @click.argument("output", type=click.Path(dir_okay=False), default="docs/errors.md")
 def write_errors(output: str) -> None:
     """Write the error code catalogue (docs/errors.md)."""
-    Path(output).write_text(errors_markdown(), encoding="utf-8")
+    try:
+        Path(output).write_text(errors_markdown(), encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"Wrote {output}")
 
 

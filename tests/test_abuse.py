@@ -100,6 +100,26 @@ def test_sessions_record_the_forwarded_client_address(app_factory: AppFactory) -
 
 
 @pytest.mark.parametrize(
+    ("forwarded", "kept"),
+    [
+        ("a" * 46, None),  # longer than the column: PostgreSQL refused it with a 500
+        ("not an address", None),
+        ("2001:DB8:0:0::7", "2001:db8::7"),
+        ("fe80::1%" + "x" * 60, "fe80::1"),
+    ],
+)
+def test_a_forwarded_address_is_kept_only_as_an_ip(
+    app_factory: AppFactory, forwarded: str, kept: str | None
+) -> None:
+    client = app_factory(TRUSTED_PROXIES=1).test_client()
+    client.post("/api/v1/auth/register", json={"email": "xff@example.com", "password": PASSWORD})
+    assert _login(client, "xff@example.com", "a wrong one", ip=forwarded).status_code == 401
+    tokens = _login(client, "xff@example.com", PASSWORD, ip=forwarded).json  # type: ignore[attr-defined]
+    sessions = client.get("/api/v1/auth/sessions", headers=bearer(tokens["access_token"])).json
+    assert sessions[0]["ip"] == kept
+
+
+@pytest.mark.parametrize(
     ("failures", "expected"), [(0, 0), (3, 0), (4, 1), (5, 2), (6, 4), (10, 60), (200, 60)]
 )
 def test_backoff_doubles_and_is_capped(failures: int, expected: int) -> None:

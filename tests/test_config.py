@@ -162,6 +162,11 @@ def test_flask_commands_refuse_bad_config_in_one_line() -> None:
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
         ({"MAIL_BACKEND": "smtp"}, "MAIL_SERVER"),
         ({"MAIL_BACKEND": "pigeon"}, "MAIL_BACKEND"),
+        # Values that once started the app and then failed requests (timedelta, bcrypt, dates).
+        ({"ACCESS_TOKEN_TTL": "10" + "0" * 20}, "ACCESS_TOKEN_TTL must be at most"),
+        ({"BCRYPT_ROUNDS": "32"}, "BCRYPT_ROUNDS must be at most 31"),
+        ({"AUDIT_RETENTION_DAYS": "1000000"}, "AUDIT_RETENTION_DAYS must be at most 36500"),
+        ({"PORT": "70000"}, "PORT must be at most 65535"),
     ],
 )
 def test_more_bad_settings_are_refused(env: dict[str, str], message: str) -> None:

@@ -112,6 +112,13 @@ def test_request_id_is_echoed_when_well_formed(
     assert len(returned) >= 8
 
 
+def test_a_request_id_with_a_trailing_newline_is_replaced(client: FlaskClient) -> None:
+    """A server may pass it on; ``$`` would match before the newline, the header would not."""
+    response = client.get("/health/live", environ_overrides={"HTTP_X_REQUEST_ID": "abc\n"})
+    assert response.status_code == 200
+    assert response.headers["X-Request-ID"] != "abc\n"
+
+
 def test_security_headers(client: FlaskClient) -> None:
     assert client.get("/health/live").headers["X-Content-Type-Options"] == "nosniff"
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import jwt as pyjwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -382,3 +383,37 @@ def test_an_unreachable_redis_falls_back_to_the_database(app_factory: Callable[.
     assert_problem(
         client.get("/api/v1/users/me", headers=bearer(tokens["access_token"])), 401, "token_revoked"
     )
+
+
+def _resigned(application: Flask, token: str, **changes: Any) -> str:
+    """The token's own claims with ``changes``, signed with the app's key."""
+    claims = {**decode_token(token, application), **changes}
+    config = application.config
+    return pyjwt.encode(claims, config["JWT_SECRET_KEY"], algorithm=config["JWT_ALGORITHM"])
+
+
+@pytest.mark.parametrize("version", ["0", 0.0, False, float("inf"), None])
+def test_a_token_version_that_is_not_an_integer_is_refused(
+    app_factory: Callable[..., Flask], version: object
+) -> None:
+    application = app_factory()
+    client = application.test_client()
+    tokens = register_and_login(client, "version@example.com")
+    assert decode_token(tokens["access_token"], application)["ver"] == 0
+    control = _resigned(application, tokens["access_token"], ver=0)
+    assert client.get("/api/v1/users/me", headers=bearer(control)).status_code == 200
+    odd = _resigned(application, tokens["access_token"], ver=version)
+    assert_problem(client.get("/api/v1/users/me", headers=bearer(odd)), 401, "token_revoked")
+
+
+def test_an_expiry_given_as_a_numeric_string_works_on_every_use(
+    app_factory: Callable[..., Flask],
+) -> None:
+    """PyJWT accepts it; the verified-token cache must not compare it with a float."""
+    application = app_factory()
+    client = application.test_client()
+    tokens = register_and_login(client, "expiry@example.com")
+    exp = decode_token(tokens["access_token"], application)["exp"]
+    token = _resigned(application, tokens["access_token"], exp=str(exp))
+    statuses = [client.get("/api/v1/users/me", headers=bearer(token)).status_code for _ in "abc"]
+    assert statuses == [200, 200, 200]

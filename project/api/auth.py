@@ -94,9 +94,9 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
             user = auth_service.authenticate(
                 user_id=user_id,
                 session_id=session_id,
-                token_version=int(payload["ver"]) if payload.get("type") == "access" else None,
+                token_version=claimed_version(payload) if payload.get("type") == "access" else None,
             )
-        except (errors.TokenRevoked, KeyError, ValueError, TypeError):
+        except errors.TokenRevoked:
             return True
         g.authenticated_user = user
         context.bind(user_id=str(user.id))
@@ -175,6 +175,14 @@ def claimed_ids(claims: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID]:
         return uuid.UUID(user_id), uuid.UUID(session_id)
     except ValueError:
         raise errors.TokenRevoked("This session has ended.") from None
+
+
+def claimed_version(claims: dict[str, Any]) -> int:
+    """The token version an access token carries; anything but a JSON integer is refused."""
+    version = claims.get("ver")
+    if type(version) is not int:  # not a bool, float or numeric string either
+        raise errors.TokenRevoked("This session has ended.")
+    return version
 
 
 def current_user_id() -> uuid.UUID:

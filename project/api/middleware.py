@@ -15,23 +15,23 @@ from redis.exceptions import RedisError
 
 from project.core import context, metrics, tasks
 from project.extensions import limiter
-from project.services.client import clean_user_agent
+from project.services.client import clean_ip, clean_user_agent
 
 logger = logging.getLogger("warden.request")
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 DOCS_PATHS = ("/api/v1/openapi.json", "/api/v1/docs", "/api/v1/redoc")
 
 
 def start_request() -> None:
     """Adopt a well-formed client X-Request-ID or make one, and start the clock."""
     supplied = request.headers.get("X-Request-ID", "")
-    g.request_id = supplied if REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    g.request_id = supplied if REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
     g.started = time.perf_counter()
     g.pending_tasks = tasks.begin_request()
     context.clear()
     context.bind(
         request_id=g.request_id,
-        ip=request.remote_addr,
+        ip=clean_ip(request.remote_addr),
         user_agent=clean_user_agent(request.headers.get("User-Agent")),
     )
 

@@ -33,8 +33,9 @@ class VerifiedTokenCache:
         return dict(claims)
 
     def put(self, token: str, csrf_value: str | None, claims: dict[str, Any]) -> None:
-        """Remember a verified token's claims (only tokens that expire)."""
-        if "exp" not in claims or self.size <= 0:
+        """Remember a verified token's claims (only tokens with a numeric expiry)."""
+        # PyJWT also accepts a numeric string; such a token is verified in full every time.
+        if type(claims.get("exp")) not in (int, float) or self.size <= 0:
             return
         if len(self._claims) >= self.size:
             # Forget the oldest entry (dicts keep insertion order). Threaded workers may

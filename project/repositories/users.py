@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 
+import psycopg
 from sqlalchemy import Connection, Uuid, insert, literal, select, text, tuple_
+from sqlalchemy.exc import IntegrityError
 
 from project.models import Role, User
 from project.models.types import UTCDateTime
@@ -111,10 +113,14 @@ class UserRepository(BaseRepository[User]):
         statement = f"COPY users ({', '.join(columns)}) FROM STDIN"
         # A million rows take longer than the request-sized DB_STATEMENT_TIMEOUT_MS.
         connection.execute(text("SET LOCAL statement_timeout = 0"))
-        with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
-            for row in rows:
-                copy.write_row([row[column] for column in columns])
-                count += 1
+        try:
+            with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
+                for row in rows:
+                    copy.write_row([row[column] for column in columns])
+                    count += 1
+        except psycopg.IntegrityError as exc:
+            # The driver's own error, raw as COPY is: callers see SQLAlchemy's, as for INSERT.
+            raise IntegrityError(statement, None, exc) from exc
         return count
 
     def lock_active_admins(self) -> int:

@@ -1,5 +1,6 @@
 """Facts about the calling client that use cases record."""
 
+import ipaddress
 from dataclasses import dataclass
 
 
@@ -16,3 +17,20 @@ def clean_user_agent(raw: str | None) -> str | None:
     if not raw:
         return None
     return raw.replace("\x00", "")[:512] or None
+
+
+def clean_ip(raw: str | None) -> str | None:
+    """An address as kept: an IP address in canonical form, else None.
+
+    With TRUSTED_PROXIES set the address comes from X-Forwarded-For, which a client can
+    fill with anything; the columns hold at most 45 characters, an IPv6 address's longest.
+    """
+    if not raw:
+        return None
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        address = ipaddress.IPv6Address(raw.split("%", 1)[0])
+    return str(address)

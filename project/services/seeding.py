@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
-from project.core import security
+from project.core import errors, security
 from project.extensions import db
 from project.models import Role
 from project.models.types import utcnow
@@ -42,8 +43,14 @@ def seed_users(*, count: int, password: str, prefix: str = "seed") -> int:
     password_hash = security.hash_password(
         password, rounds=int(current_app.config["BCRYPT_ROUNDS"])
     )
-    inserted = UserRepository().bulk_insert(
-        _rows(count, prefix=prefix, password_hash=password_hash), batch=BATCH
-    )
+    try:
+        inserted = UserRepository().bulk_insert(
+            _rows(count, prefix=prefix, password_hash=password_hash), batch=BATCH
+        )
+    except IntegrityError:
+        db.session.rollback()
+        raise errors.EmailTaken(
+            f"Accounts with the prefix {prefix!r} exist already; seed with another --prefix."
+        ) from None
     db.session.commit()
     return inserted
