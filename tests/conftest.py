@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis.exceptions import RedisError
 from rq import SimpleWorker
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from config import TestingConfig, database_url, engine_options
 from project import create_app
@@ -275,3 +276,15 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert body["title"] and body["detail"]
     assert body["request_id"] == response.headers["X-Request-ID"]
     return body
+
+
+def wait_for_a_lock_wait(engine: Engine, timeout: float = 10) -> None:
+    """Return once some PostgreSQL backend waits on a lock (another thread's request)."""
+    deadline = time.monotonic() + timeout
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    while time.monotonic() < deadline:
+        with engine.connect() as probe:
+            if probe.execute(query).scalar():
+                return
+        time.sleep(0.02)
+    raise AssertionError("no request waited on a lock")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -11,13 +10,20 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import select, update
 
 from project.extensions import db
 from project.models import AuditEvent, OneTimeToken, TokenPurpose, User
 from project.models.types import utcnow
 from project.services import one_time_tokens
-from tests.conftest import PASSWORD, assert_problem, bearer, is_postgres, run_jobs
+from tests.conftest import (
+    PASSWORD,
+    assert_problem,
+    bearer,
+    is_postgres,
+    run_jobs,
+    wait_for_a_lock_wait,
+)
 from tests.mailbox import Mailbox
 
 Login = Callable[..., dict[str, Any]]
@@ -359,9 +365,7 @@ def test_an_address_taken_during_the_confirmation_is_409_and_the_link_survives(
             )
         )
         confirming.start()
-        deadline = time.monotonic() + 10
-        while not _waiting_on_a_lock(engine) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_a_lock_wait(engine)
         other.commit()
         confirming.join(timeout=10)
     assert_problem(answers[0], 409, "email_taken")
@@ -369,11 +373,3 @@ def test_an_address_taken_during_the_confirmation_is_409_and_the_link_survives(
         assert db.session.get(User, second.id).email == "second.owner@example.com"
         stored = db.session.scalars(select(OneTimeToken).where(OneTimeToken.user_id == second.id))
         assert [row.used_at for row in stored] == [None]  # the link still works
-
-
-def _waiting_on_a_lock(engine: Engine) -> bool:
-    with engine.connect() as probe:
-        waiting = probe.execute(
-            text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        )
-        return bool(waiting.scalar())

@@ -9,12 +9,15 @@ from datetime import datetime
 from itertools import islice
 
 import psycopg
-from sqlalchemy import Connection, Uuid, insert, literal, select, text, tuple_
+from sqlalchemy import Connection, Uuid, func, insert, literal, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from project.models import Role, User
 from project.models.types import UTCDateTime
 from project.repositories.base import BaseRepository
+
+# The advisory lock key of changes to the set of active admins: "WARDEN" in ASCII.
+ADMIN_CHANGES_LOCK = 0x5741_5244_454E
 
 
 @dataclass(frozen=True)
@@ -123,15 +126,30 @@ class UserRepository(BaseRepository[User]):
             raise IntegrityError(statement, None, exc) from exc
         return count
 
-    def lock_active_admins(self) -> int:
-        """Lock the active admins' rows until commit and return how many there are.
+    def lock(self, user_id: uuid.UUID) -> User | None:
+        """Read the user's row afresh and lock it until commit; None if it is gone.
 
-        The lock makes two concurrent demotions of the last two admins run one after the
-        other, so the second sees the first and refuses.
+        Use cases that change a user take this lock before any token or session row of
+        theirs, so they run one after another per user, in one lock order (no deadlocks),
+        and decide on the row as it is now, not as an earlier read saw it.
         """
         query = (
-            select(User.id)
-            .where(User.role == Role.ADMIN, User.is_active.is_(True))
+            select(User)
+            .where(User.id == user_id)
             .with_for_update()
+            .execution_options(populate_existing=True)
         )
-        return len(self.session.scalars(query).all())
+        return self.session.scalars(query).one_or_none()
+
+    def lock_admin_changes(self) -> int:
+        """Take the lock for changes that may remove an admin; return the active admins.
+
+        One lock for all of them (a transaction-scoped advisory lock on PostgreSQL), taken
+        before any user row: concurrent demotions, deactivations and deletions then run one
+        after another, each counting the admins the previous one left. SQLite writes one
+        transaction at a time and has no such lock.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(select(func.pg_advisory_xact_lock(ADMIN_CHANGES_LOCK)))
+        query = select(func.count()).where(User.role == Role.ADMIN, User.is_active.is_(True))
+        return int(self.session.scalar(query) or 0)

@@ -96,10 +96,19 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
             headers={"Retry-After": str(retry_after)},
             retry_after=retry_after,
         )
-    user = UserRepository().get_by_email(normalized)
+    users = UserRepository()
+    user = users.get_by_email(normalized)
+    verified = False
     if user is None:
         security.burn_verify(password, rounds=_rounds())
-    if user is None or not security.verify_password(password, user.password_hash):
+    elif security.verify_password(password, user.password_hash):
+        checked_hash = user.password_hash
+        # Checked without a lock (bcrypt is slow); now lock the row and read it afresh, so
+        # this session is opened before or after a concurrent reset's revoke-all, never
+        # during it. A password set since the check makes the check stale.
+        user = users.lock(user.id)
+        verified = user is not None and user.password_hash == checked_hash
+    if user is None or not verified:
         guard.record_failure()
         metrics.LOGINS.labels("failed").inc()
         audit.record_now(

@@ -43,7 +43,8 @@ def send_reset_link(email: str, request_context: dict[str, str | None]) -> None:
 def reset_password(*, token: str, new_password: str) -> None:
     """Set a new password with a reset token; every session of the user ends."""
     found = one_time_tokens.find(token, TokenPurpose.RESET_PASSWORD)
-    user = UserRepository().get(found.user_id)
+    # The user's row before the token's, the order of every use case that changes a user.
+    user = UserRepository().lock(found.user_id)
     if user is None or not user.is_active:
         raise errors.InvalidOneTimeToken("This link is invalid or has expired.")
     # Check the policy before using the token up, so a weak choice can be corrected.

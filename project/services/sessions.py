@@ -72,6 +72,9 @@ def revoke_session(*, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
     if session is None or session.user_id != user_id or not session.is_active_at(utcnow()):
         raise errors.NotFound("No active session with this id.")
     revoked = repository.revoke([session_id], now=utcnow())
+    if not revoked:
+        # Ended by a concurrent request between the read and the update.
+        raise errors.NotFound("No active session with this id.")
     audit.record("session.revoked", user_id=user_id, details={"session_id": str(session_id)})
     db.session.commit()
     publish_revocations(revoked, cause="session_revoked")

@@ -33,7 +33,7 @@ class UserPage:
 
 def update_profile(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
     """Change the caller's profile; a new email needs the password and a confirmation."""
-    user = get_user(user_id)
+    user = lock_user(user_id)
     email_change = None
     if "email" in changes:
         _check_password(user, changes["current_password"])
@@ -53,6 +53,21 @@ def _check_password(user: User, password: str) -> None:
         raise errors.InvalidCredentials("The current password is incorrect.")
 
 
+def _checked_hash(user_id: uuid.UUID, password: str) -> str:
+    """Check the password without holding a lock (bcrypt takes a third of a second)."""
+    user = get_user(user_id)
+    _check_password(user, password)
+    return user.password_hash
+
+
+def _lock_unchanged(user_id: uuid.UUID, checked_hash: str) -> User:
+    """Lock the row; a password set since the check (a reset) makes it stale, as if wrong."""
+    user = lock_user(user_id)
+    if user.password_hash != checked_hash:
+        raise errors.InvalidCredentials("The current password is incorrect.")
+    return user
+
+
 def change_password(
     *, user_id: uuid.UUID, current_password: str, new_password: str, session_id: uuid.UUID
 ) -> None:
@@ -60,8 +75,7 @@ def change_password(
 
     The caller's own session survives: its refresh token still works.
     """
-    user = get_user(user_id)
-    _check_password(user, current_password)
+    user = _lock_unchanged(user_id, _checked_hash(user_id, current_password))
     check_password_policy(new_password, email=user.email_normalized, field="new_password")
     rounds = int(current_app.config["BCRYPT_ROUNDS"])
     user.password_hash = security.hash_password(new_password, rounds=rounds)
@@ -84,9 +98,11 @@ def _delete(user: User) -> None:
 
 def delete_account(*, user_id: uuid.UUID, password: str) -> None:
     """Delete the caller's account and its sessions, after checking the password."""
-    user = get_user(user_id)
-    _check_password(user, password)
-    _ensure_not_last_admin(user, leaving=True)
+    checked_hash = _checked_hash(user_id, password)
+    # The admin lock first, then the row: the order every use case takes them in.
+    admins = UserRepository().lock_admin_changes()
+    user = _lock_unchanged(user_id, checked_hash)
+    _ensure_not_last_admin(user, admins=admins)
     _delete(user)
 
 
@@ -122,6 +138,14 @@ def get_user(user_id: uuid.UUID) -> User:
     return user
 
 
+def lock_user(user_id: uuid.UUID) -> User:
+    """Return a user read afresh and locked until commit, or raise NotFound."""
+    user = UserRepository().lock(user_id)
+    if user is None:
+        raise errors.NotFound("No user with this id.")
+    return user
+
+
 def create_admin(*, email: str, password: str) -> User:
     """Create an active admin account (for the command line)."""
     user = create_user(
@@ -132,19 +156,22 @@ def create_admin(*, email: str, password: str) -> User:
     return user
 
 
-def _ensure_not_last_admin(user: User, *, leaving: bool) -> None:
-    active_admin = user.is_admin and user.is_active
-    if leaving and active_admin and UserRepository().lock_active_admins() <= 1:
+def _ensure_not_last_admin(user: User, *, admins: int) -> None:
+    """Refuse to take ``user`` out of the ``admins`` active admins if it is the last one."""
+    if user.is_admin and user.is_active and admins <= 1:
         raise errors.LastAdmin("At least one active admin must remain.")
 
 
 def admin_update(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
     """Change another user's name, role or active flag."""
-    user = get_user(user_id)
-    leaves_admins = changes.get("role", user.role) is not Role.ADMIN or not changes.get(
-        "is_active", user.is_active
+    may_remove_admin = (
+        changes.get("is_active") is False or changes.get("role", Role.ADMIN) is not Role.ADMIN
     )
-    _ensure_not_last_admin(user, leaving=leaves_admins)
+    # The admin lock first, then the row: the order every use case takes them in.
+    admins = UserRepository().lock_admin_changes() if may_remove_admin else None
+    user = lock_user(user_id)
+    if admins is not None:
+        _ensure_not_last_admin(user, admins=admins)
     role_changed = "role" in changes and changes["role"] is not user.role
     deactivated = changes.get("is_active") is False and user.is_active
     changed = [
@@ -177,8 +204,9 @@ def admin_update(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
 
 def admin_delete(*, user_id: uuid.UUID) -> None:
     """Delete a user and its sessions."""
-    user = get_user(user_id)
-    _ensure_not_last_admin(user, leaving=True)
+    admins = UserRepository().lock_admin_changes()
+    user = lock_user(user_id)
+    _ensure_not_last_admin(user, admins=admins)
     _delete(user)
 
 

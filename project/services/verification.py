@@ -28,7 +28,8 @@ def start_verification(user: User) -> str:
 def verify(*, token: str) -> None:
     """Redeem a verification or email-change token."""
     found = one_time_tokens.find(token, TokenPurpose.VERIFY_EMAIL, TokenPurpose.CHANGE_EMAIL)
-    user = UserRepository().get(found.user_id)
+    # The user's row before the token's, the order of every use case that changes a user.
+    user = UserRepository().lock(found.user_id)
     if user is None:
         raise errors.InvalidOneTimeToken("This link is invalid or has expired.")
     one_time_tokens.consume(found)
