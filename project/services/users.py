@@ -33,12 +33,13 @@ class UserPage:
 
 def update_profile(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
     """Change the caller's profile; a new email needs the password and a confirmation."""
-    user = lock_user(user_id)
     email_change = None
     if "email" in changes:
-        _check_password(user, changes["current_password"])
+        user = _lock_unchanged(user_id, _checked_hash(user_id, changes["current_password"]))
         # Checked and staged before anything else, so a taken address changes nothing.
         email_change = verification.stage_email_change(user=user, new_email=changes["email"])
+    else:
+        user = lock_user(user_id)
     if "full_name" in changes and changes["full_name"] != user.full_name:
         user.full_name = changes["full_name"]
         audit.record("user.updated", user_id=user.id, details={"fields": ["full_name"]})
