@@ -142,7 +142,10 @@ class Config:
             raise ConfigError("LOG_FORMAT must be json or console")
         self.PORT = _int(env, "PORT", 8000, maximum=65_535)
         self.METRICS_TOKEN = env.get("METRICS_TOKEN") or None
-        self.WEB_CONCURRENCY = _int(env, "WEB_CONCURRENCY", 2, minimum=1)
+        # SQLite writes one transaction at a time and has no row locks: one worker process
+        # keeps the embedded default's use cases (and in-process limits) from racing.
+        embedded = self.SQLALCHEMY_DATABASE_URI.startswith("sqlite")
+        self.WEB_CONCURRENCY = _int(env, "WEB_CONCURRENCY", 1 if embedded else 2, minimum=1)
 
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
         self.MAX_CONTENT_LENGTH = 64 * 1024

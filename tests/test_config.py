@@ -39,6 +39,8 @@ def test_defaults() -> None:
         12,
     )
     assert config.PORT == 8000
+    assert config.WEB_CONCURRENCY == 1  # on SQLite; 2 on PostgreSQL
+    assert load_config({"DATABASE_URL": "postgres://db/warden"}).WEB_CONCURRENCY == 2
     assert config.REDIS_URL is None
     assert config.CORS_ORIGINS == []
     assert config.MAX_CONTENT_LENGTH == 65536
