@@ -25,6 +25,11 @@ except ConfigError as exc:
     sys.exit(f"warden: configuration error: {exc}")
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
+# gunicorn 27's control socket (for gunicornc) defaults to one path per user: a second
+# instance on the same machine would take it over, and stopping either would remove it.
+control_socket = str(
+    Path(tempfile.gettempdir()) / f"warden-gunicorn-{os.environ.get('PORT', '8000')}.ctl"
+)
 workers = settings.WEB_CONCURRENCY
 worker_class = "sync"
 timeout = 30

@@ -61,6 +61,8 @@ def test_a_new_user_journey_over_http(deployment: Deployment) -> None:
     time.sleep(0.3)
     lines = [line for line in deployment.logs().splitlines() if "journey-404" in line]
     assert len(lines) == 1, lines  # one line per request, not one per handler
+    # gunicorn's control socket is this instance's own, not one shared path per user.
+    assert f"warden-gunicorn-{deployment.port}.ctl" in deployment.logs()
 
 
 def _samples(text: str, name: str, **labels: str) -> float:

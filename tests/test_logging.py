@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from project.core import context
 from project.core.logging import ConsoleFormatter, ContextFilter, JsonFormatter
 from project.models import User
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, run_jobs
+from tests.mailbox import free_port
 
 
 def _request_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -63,3 +66,43 @@ def test_context_is_stamped_outside_requests_as_null() -> None:
     ContextFilter().filter(record)
     line = json.loads(JsonFormatter().format(record))
     assert "request_id" not in line and line["level"] == "info"
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), ConsoleFormatter()])
+def test_a_failed_jobs_arguments_are_not_logged(formatter: logging.Formatter) -> None:
+    """RQ's worker logs a failed job with its arguments: a mail's text holds its link."""
+    record = logging.makeLogRecord(
+        {
+            "name": "rq.worker",
+            "levelno": logging.ERROR,
+            "levelname": "ERROR",
+            "msg": "[Job %s]: exception raised while executing (%s)",
+            "args": ("abc123", "project.core.tasks.run_job"),
+            "func": "project.core.tasks.run_job",
+            "arguments": ["deliver", {"text": "https://app/reset?token=SECRET-TOKEN"}],
+            "kwargs": {"token": "SECRET-TOKEN"},
+            "job_id": "abc123",
+        }
+    )
+    line = formatter.format(record)
+    assert "SECRET-TOKEN" not in line
+    assert "abc123" in line and "run_job" in line
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"), reason="needs TEST_REDIS_URL")
+def test_a_mail_job_that_fails_in_the_worker_logs_no_link(
+    app_factory: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    application = app_factory(MAIL_PORT=free_port(), MAIL_TIMEOUT=1)
+    client = application.test_client()
+    registered = client.post(
+        "/api/v1/auth/register", json={"email": "nomail@example.com", "password": PASSWORD}
+    )
+    assert registered.status_code == 201
+    with caplog.at_level(logging.INFO):
+        run_jobs(application)  # SMTP refuses: RQ logs the failure and schedules a retry
+    failures = [record for record in caplog.records if record.name.startswith("rq.")]
+    assert any(record.levelno >= logging.ERROR for record in failures)
+    for record in failures:
+        line = JsonFormatter().format(record)
+        assert "verify-email?token=" not in line and "nomail@example.com" not in line, line

@@ -16,6 +16,7 @@ from project.extensions import db
 from project.models import AuditEvent, OneTimeToken, TokenPurpose, User
 from project.models.types import utcnow
 from project.services import one_time_tokens
+from project.services.notifications import lifetime
 from tests.conftest import (
     PASSWORD,
     assert_problem,
@@ -373,3 +374,32 @@ def test_an_address_taken_during_the_confirmation_is_409_and_the_link_survives(
         assert db.session.get(User, second.id).email == "second.owner@example.com"
         stored = db.session.scalars(select(OneTimeToken).where(OneTimeToken.user_id == second.id))
         assert [row.used_at for row in stored] == [None]  # the link still works
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (86_400, "24 hours"),
+        (7_200, "2 hours"),
+        (5_400, "90 minutes"),
+        (3_600, "60 minutes"),
+        (1_800, "30 minutes"),
+        (60, "1 minute"),
+        (90, "90 seconds"),
+    ],
+)
+def test_a_links_lifetime_is_said_exactly(seconds: int, words: str) -> None:
+    assert lifetime(seconds) == words
+
+
+def test_mails_state_the_configured_lifetime(
+    app_factory: Callable[..., Flask], inbox: Mailbox
+) -> None:
+    """A lifetime that is not whole hours used to be floored: 1,800 s read '0 hours'."""
+    application = app_factory(VERIFY_TOKEN_TTL=1800, RESET_TOKEN_TTL=90)
+    client = application.test_client()
+    register(application, client, "lifetime@example.com")
+    assert "expires in 30 minutes" in inbox.wait_for("lifetime@example.com", "Confirm").text
+    client.post("/api/v1/auth/password/forgot", json={"email": "lifetime@example.com"})
+    run_jobs(application)
+    assert "expires in 90 seconds" in inbox.wait_for("lifetime@example.com", "Reset").text

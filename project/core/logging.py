@@ -11,7 +11,19 @@ from typing import Any
 from project.core import context
 
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# RQ's worker logs a failed job with its arguments as extras: a mail job's hold the whole
+# message, its link and one-time token included. The job's name and id still appear.
+_WITHHELD = {"arguments", "kwargs"}
 _HANDLER_NAME = "warden"
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a caller added to the record, without the withheld ones and Nones."""
+    return {
+        key: value
+        for key, value in record.__dict__.items()
+        if key not in _STANDARD_ATTRS and key not in _WITHHELD and value is not None
+    }
 
 
 class ContextFilter(logging.Filter):
@@ -35,9 +47,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "pid": record.process,
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRS and value is not None:
-                entry[key] = value
+        entry.update(_extras(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
@@ -47,11 +57,7 @@ class ConsoleFormatter(logging.Formatter):
     """Readable lines for development; values are repr()'d so newlines stay escaped."""
 
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(
-            f"{key}={value!r}"
-            for key, value in record.__dict__.items()
-            if key not in _STANDARD_ATTRS and value is not None
-        )
+        extras = " ".join(f"{key}={value!r}" for key, value in _extras(record).items())
         line = f"{record.levelname:<7} {record.name}: {record.getMessage()!r} {extras}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)

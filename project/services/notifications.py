@@ -9,6 +9,16 @@ from project.core.mail import deliver, render_message
 from project.core.tasks import defer
 
 
+def lifetime(seconds: int) -> str:
+    """How long a link lives, in words: whole hours from two on, else minutes or seconds."""
+    if seconds >= 7200 and seconds % 3600 == 0:
+        return f"{seconds // 3600} hours"
+    if seconds % 60 == 0:
+        minutes = seconds // 60
+        return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    return f"{seconds} seconds"
+
+
 def _link(path: str, token: str) -> str:
     return f"{current_app.config['FRONTEND_URL']}/{path}?token={token}"
 
@@ -21,25 +31,23 @@ def _send(template: str, *, to: str, subject: str, **context: object) -> None:
 
 def verification(*, to: str, token: str) -> None:
     """Ask the owner of a new address to confirm it."""
-    hours = current_app.config["VERIFY_TOKEN_TTL"] // 3600
     _send(
         "verify_email",
         to=to,
         subject="Confirm your email address",
         link=_link("verify-email", token),
-        hours=hours,
+        lifetime=lifetime(current_app.config["VERIFY_TOKEN_TTL"]),
     )
 
 
 def password_reset(*, to: str, token: str) -> None:
     """Send a password reset link."""
-    minutes = current_app.config["RESET_TOKEN_TTL"] // 60
     _send(
         "reset_password",
         to=to,
         subject="Reset your password",
         link=_link("reset-password", token),
-        minutes=minutes,
+        lifetime=lifetime(current_app.config["RESET_TOKEN_TTL"]),
     )
 
 
@@ -50,13 +58,12 @@ def password_changed(*, to: str) -> None:
 
 def email_change_confirmation(*, to: str, token: str) -> None:
     """Ask the new address to confirm an email change."""
-    hours = current_app.config["EMAIL_CHANGE_TOKEN_TTL"] // 3600
     _send(
         "confirm_email_change",
         to=to,
         subject="Confirm your new email address",
         link=_link("verify-email", token),
-        hours=hours,
+        lifetime=lifetime(current_app.config["EMAIL_CHANGE_TOKEN_TTL"]),
     )
 
 
