@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,20 @@ def _list(raw: str | None) -> list[str]:
     return [item.strip() for item in (raw or "").split(",") if item.strip()]
 
 
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def _origins(raw: str | None) -> list[str]:
+    """CORS origins, each exact: CORS is granted with credentials, so no wildcard or pattern."""
+    origins = _list(raw)
+    for origin in origins:
+        if not ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"CORS_ORIGINS must list exact origins like https://app.example.com, got {origin!r}"
+            )
+    return origins
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if not raw:
@@ -92,13 +107,20 @@ def signing_keys(env: Mapping[str, str]) -> list[dict[str, Any]]:
         return []
     try:
         keys = json.loads(raw)["keys"]
+        if not isinstance(keys, list) or not all(isinstance(key, dict) for key in keys):
+            raise ValueError('"keys" must be a list of JWK objects')
         for key in keys:
             parsed = PyJWK(key)
-            if not key.get("kid") or key.get("alg") not in ASYMMETRIC_ALGORITHMS:
-                raise ValueError("every key needs a kid and an alg of RS256 or EdDSA")
+            kid = key.get("kid")
+            if not isinstance(kid, str) or not kid or key.get("alg") not in ASYMMETRIC_ALGORITHMS:
+                raise ValueError("every key needs a kid (a string) and an alg of RS256 or EdDSA")
             if not hasattr(parsed.key, "sign"):
-                raise ValueError(f"key {key['kid']} is not a private key")
-    except (ValueError, KeyError, TypeError, PyJWTError) as exc:
+                raise ValueError(f"key {kid} is not a private key")
+        kids = [key["kid"] for key in keys]
+        if len(set(kids)) != len(kids):
+            # Keys are found by kid: a repeated one would hide a key (the signing one, even).
+            raise ValueError("two keys share a kid; give each key its own")
+    except (ValueError, KeyError, TypeError, AttributeError, PyJWTError) as exc:
         raise ConfigError(f"JWT_SIGNING_KEYS is not a valid JWK Set: {exc}") from None
     if not keys:
         raise ConfigError("JWT_SIGNING_KEYS holds no key")
@@ -133,7 +155,7 @@ class Config:
         self.BCRYPT_ROUNDS = _int(env, "BCRYPT_ROUNDS", 12, minimum=4, maximum=31)
         if self.BCRYPT_ROUNDS > 31:
             raise ConfigError(f"BCRYPT_ROUNDS must be at most 31, got {self.BCRYPT_ROUNDS}")
-        self.CORS_ORIGINS = _list(env.get("CORS_ORIGINS"))
+        self.CORS_ORIGINS = _origins(env.get("CORS_ORIGINS"))
         self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").upper()
         if self.LOG_LEVEL not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
@@ -162,6 +184,9 @@ class Config:
         self.JWT_COOKIE_SAMESITE = env.get("COOKIE_SAMESITE") or "Lax"
         if self.JWT_COOKIE_SAMESITE not in ("Lax", "Strict", "None"):
             raise ConfigError("COOKIE_SAMESITE must be Lax, Strict or None")
+        if self.JWT_COOKIE_SAMESITE == "None" and not self.JWT_COOKIE_SECURE:
+            # Browsers drop such cookies: cookie mode would fail without a word.
+            raise ConfigError("COOKIE_SAMESITE=None needs COOKIE_SECURE=true")
         self.JWT_COOKIE_DOMAIN = env.get("COOKIE_DOMAIN") or None
         self.JWT_COOKIE_CSRF_PROTECT = True
         self.JWT_CSRF_IN_COOKIES = True

@@ -169,6 +169,12 @@ def test_flask_commands_refuse_bad_config_in_one_line() -> None:
         ({"BCRYPT_ROUNDS": "32"}, "BCRYPT_ROUNDS must be at most 31"),
         ({"AUDIT_RETENTION_DAYS": "1000000"}, "AUDIT_RETENTION_DAYS must be at most 36500"),
         ({"PORT": "70000"}, "PORT must be at most 65535"),
+        # Credentialed CORS for any origin would let every site read the CSRF values.
+        ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS must list exact origins"),
+        ({"CORS_ORIGINS": "https://app.example.com,*"}, "CORS_ORIGINS must list exact origins"),
+        ({"CORS_ORIGINS": "https://.*\\.example\\.com"}, "CORS_ORIGINS must list exact"),
+        ({"CORS_ORIGINS": "https://app.example.com/"}, "CORS_ORIGINS must list exact origins"),
+        ({"COOKIE_SAMESITE": "None", "COOKIE_SECURE": "false"}, "COOKIE_SAMESITE=None needs"),
     ],
 )
 def test_more_bad_settings_are_refused(env: dict[str, str], message: str) -> None:

@@ -35,3 +35,13 @@ def test_no_origins_configured_means_no_cors() -> None:
     client = create_app(make_config(CORS_ORIGINS=[])).test_client()
     response = client.get("/api/v1/openapi.json", headers={"Origin": ALLOWED})
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_answers_under_the_api_vary_by_origin() -> None:
+    """A cache must not hand one origin's CORS headers (or their absence) to another."""
+    client = create_app(make_config(CORS_ORIGINS=[ALLOWED])).test_client()
+    for origin in (ALLOWED, "https://elsewhere.example"):
+        response = client.get("/api/v1/openapi.json", headers={"Origin": origin})
+        assert "Origin" in response.vary
+    no_cors = create_app(make_config(CORS_ORIGINS=[])).test_client()
+    assert "Origin" not in no_cors.get("/api/v1/openapi.json").vary

@@ -43,6 +43,10 @@ def finish_request(response: Response) -> Response:
     if request.path.startswith("/api/v1/") and not request.path.startswith(DOCS_PATHS):
         # Bodies carry tokens and personal data: no browser or proxy may keep a copy.
         response.headers["Cache-Control"] = "no-store"
+    if current_app.config["CORS_ORIGINS"] and request.path.startswith("/api/"):
+        # The CORS headers depend on the Origin: a shared cache must key on it, whether
+        # or not this answer carries them (flask-cors adds it only for some configurations).
+        response.vary.add("Origin")
     add_rate_limit_headers(response)
     pending = g.get("pending_tasks")
     if pending:
