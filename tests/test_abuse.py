@@ -178,6 +178,18 @@ def test_unknown_emails_are_throttled_exactly_like_known_ones(app_factory: AppFa
     assert known[-1] == (429, "login_throttled")
 
 
+def test_a_login_lock_out_carries_retry_after_but_no_rate_limit_headers(
+    app_factory: AppFactory,
+) -> None:
+    """The X-RateLimit-* headers describe a breached rate limit; a lock-out is not one."""
+    client = throttled_app(app_factory)
+    responses = [_login(client, "x@example.com", "wrong-guess", "192.0.2.4") for _ in range(4)]
+    locked = responses[-1]
+    assert_problem(locked, 429, "login_throttled")
+    assert int(locked.headers["Retry-After"]) >= 1
+    assert not [name for name, _ in locked.headers.items() if name.startswith("X-RateLimit")]
+
+
 def test_spraying_from_many_addresses_cannot_lock_the_owner_out(app_factory: AppFactory) -> None:
     client = throttled_app(app_factory)
     register_and_login(client, "owner@example.com")

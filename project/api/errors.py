@@ -75,6 +75,7 @@ def handle_http_exception(error: HTTPException) -> Response:
     error_class = HTTP_ERRORS[code]
     if code == 429:
         metrics.RATE_LIMITED.inc()
+        g.rate_limited = True  # the X-RateLimit-* headers describe this limit
     detail = error.description if error_class is not errors.BadRequest else None
     return problem_response(error_class(detail), headers)
 

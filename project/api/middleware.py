@@ -71,12 +71,13 @@ def finish_request(response: Response) -> Response:
 
 
 def add_rate_limit_headers(response: Response) -> None:
-    """On a 429, describe the limit that was hit and say when to retry.
+    """On a rate_limited 429, describe the limit that was hit and say when to retry.
 
     Only then: reading a window's state costs a Redis round trip on every request.
     """
     current = limiter.current_limit
-    if current is None or response.status_code != 429:
+    # A login_throttled 429 is not a rate limit: the last limit checked was not breached.
+    if current is None or not g.get("rate_limited"):
         return
     try:
         # Read from the limiter's storage now, after the view: Redis may have failed since.
