@@ -549,6 +549,35 @@ def test_redis_hung_slows_requests_within_bounds(
     print("\nredis hung: " + ", ".join(f"{k} {r.seconds:.2f} s" for k, r in timings.items()))
 
 
+def test_readiness_fails_fast_when_postgresql_hangs(
+    deployments: Callable[..., Deployment], postgres: PostgresServer
+) -> None:
+    """SIGSTOP: the kernel still accepts and acknowledges, nothing answers, no timeout fires.
+
+    Both workers' pools hold connections from the warm-up; a probe on one of them used to
+    wait until gunicorn killed the worker (30 s).
+    """
+    deploy = deployments()
+    web = deploy.start("web")
+    deploy.wait_ready()
+    for _ in range(8):
+        assert ready(deploy.base).status == 200
+    assert postgres.process is not None
+    stopped = [postgres.process.pid, *child_pids(postgres.process.pid)]
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        replies = [ready(deploy.base) for _ in range(4)]
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    assert [(r.status, r.code) for r in replies] == [(503, "not_ready")] * 4
+    assert all(r.body["checks"]["database"] == "fail" for r in replies)
+    assert max(r.seconds for r in replies) < 5, [r.seconds for r in replies]
+    wait_until(lambda: ready(deploy.base).status == 200, timeout=15, interval=0.1)
+    assert "WORKER TIMEOUT" not in web.output()
+
+
 def test_killed_gunicorn_worker_is_replaced_without_partial_writes(
     deployments: Callable[..., Deployment],
     postgres: PostgresServer,

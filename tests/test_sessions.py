@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import jwt as pyjwt
@@ -14,11 +15,12 @@ from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token, create_refresh_token
 from flask_jwt_extended import decode_token as verify_token
 from redis import Redis
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 
 from project.core.tokens import issue_token_pair
 from project.extensions import db
-from project.models import User
+from project.models import AuditEvent, Session, User
+from project.models.types import utcnow
 from project.repositories.sessions import SessionRepository
 from project.services import auth as auth_service
 from project.services.client import ClientInfo
@@ -130,6 +132,21 @@ def test_logout_rejects_an_unknown_scope(client: FlaskClient, user_headers: dict
         "/api/v1/auth/logout", query_string={"scope": "everywhere"}, headers=user_headers
     )
     assert "scope" in assert_problem(response, 422, "validation_error")["errors"]
+
+
+def test_logout_refuses_a_scope_sent_as_a_body(
+    client: FlaskClient, make_user: Callable[..., User], login: Callable[..., dict[str, Any]]
+) -> None:
+    """It used to be ignored: 204, and only this session ended, not every one."""
+    user = make_user()
+    this, other = login(user.email), login(user.email)
+    response = client.post(
+        "/api/v1/auth/logout", json={"scope": "global"}, headers=bearer(this["access_token"])
+    )
+    assert "_schema" in assert_problem(response, 422, "validation_error")["errors"]
+    assert client.get("/api/v1/users/me", headers=bearer(this["access_token"])).status_code == 200
+    empty = client.post("/api/v1/auth/logout", json={}, headers=bearer(other["access_token"]))
+    assert empty.status_code == 204
 
 
 def test_reuse_interval_tolerates_a_concurrent_refresh(app_factory: Callable[..., Flask]) -> None:
@@ -417,3 +434,38 @@ def test_an_expiry_given_as_a_numeric_string_works_on_every_use(
     token = _resigned(application, tokens["access_token"], exp=str(exp))
     statuses = [client.get("/api/v1/users/me", headers=bearer(token)).status_code for _ in "abc"]
     assert statuses == [200, 200, 200]
+
+
+def test_logout_counts_only_the_sessions_it_ended(
+    app: Flask,
+    client: FlaskClient,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+) -> None:
+    user = make_user()
+    current, _other, expired = login(user.email), login(user.email), login(user.email)
+    expired_id = decode_token(expired["access_token"], app)["sid"]
+    with app.app_context():
+        db.session.execute(
+            update(Session)
+            .where(Session.id == uuid.UUID(expired_id))
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+        db.session.commit()
+    response = client.post(
+        "/api/v1/auth/logout",
+        query_string={"scope": "global"},
+        headers=bearer(current["access_token"]),
+    )
+    assert response.status_code == 204
+    with app.app_context():
+        event = db.session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.user_id == user.id, AuditEvent.event_type == "logout"
+            )
+        ).one()
+        revoked_at = db.session.scalar(
+            select(Session.revoked_at).where(Session.id == uuid.UUID(expired_id))
+        )
+    assert event.details == {"scope": "global", "sessions": 2}
+    assert revoked_at is None  # expired already: not revoked again

@@ -118,12 +118,28 @@ def test_metrics_endpoint_counts_requests_by_route(
         status="403",
     )
     assert after - before == 2  # labelled by the route rule, not the raw path
+    # Made-up methods share one label value: a client cannot mint series without end.
+    for method in ("BREW", "QZX123", "M12345"):
+        assert client.open("/health/live", method=method).status_code == 405
+    text = client.get("/metrics").get_data(as_text=True)
+    methods = {
+        sample.labels.get("method")
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "warden_http_requests_total"
+    }
+    assert "OTHER" in methods and not methods & {"BREW", "QZX123", "M12345"}
 
 
 def test_metrics_token(app_factory: Callable[..., Flask]) -> None:
     client = app_factory(METRICS_TOKEN="scrape-me-please").test_client()
     assert_problem(client.get("/metrics"), 401, "authorization_required")
     assert_problem(client.get("/metrics", headers=bearer("wrong")), 401, "authorization_required")
+    for header in ("scrape-me-please", "Basic scrape-me-please", "Bearerscrape-me-please"):
+        response = client.get("/metrics", headers={"Authorization": header})
+        assert_problem(response, 401, "authorization_required")
+    lower = client.get("/metrics", headers={"Authorization": "bearer scrape-me-please"})
+    assert lower.status_code == 200  # the scheme is case-insensitive (RFC 9110)
     response = client.get("/metrics", headers=bearer("scrape-me-please"))
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain")

@@ -97,6 +97,15 @@ class StrictParser(FlaskParser):
         )
 
 
+def refuse_body() -> None:
+    """Refuse a body where the options go in the query, rather than ignore what it asks."""
+    if flask.request.get_data(cache=True).strip() not in (b"", b"{}"):
+        raise errors.ValidationFailed(
+            "The input is invalid; see errors.",
+            errors={"_schema": ["This endpoint takes no body: pass its options in the query."]},
+        )
+
+
 # Every API operation may be rate limited; every JSON body may be malformed, too large or
 # not JSON at all. Documented once here rather than on each view.
 COMMON_RESPONSES = {429: "TOO_MANY_REQUESTS"}

@@ -16,9 +16,10 @@ def scrape() -> Response:
     """Expose every metric in the Prometheus text format."""
     token = current_app.config["METRICS_TOKEN"]
     if token:
-        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        scheme, _, supplied = request.headers.get("Authorization", "").partition(" ")
         # Constant-time, so the token cannot be guessed byte by byte from response times.
-        if not hmac.compare_digest(supplied.encode(), token.encode()):
+        matches = hmac.compare_digest(supplied.strip().encode(), token.encode())
+        if scheme.lower() != "bearer" or not matches:
             raise errors.AuthorizationRequired("A valid metrics token is required.")
     body, content_type = metrics.render()
     return Response(body, content_type=content_type)

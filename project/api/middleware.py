@@ -20,6 +20,7 @@ from project.services.client import clean_ip, clean_user_agent
 logger = logging.getLogger("warden.request")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 DOCS_PATHS = ("/api/v1/openapi.json", "/api/v1/docs", "/api/v1/redoc")
+METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def start_request() -> None:
@@ -56,8 +57,10 @@ def finish_request(response: Response) -> Response:
         response.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
     route = request.url_rule.rule if request.url_rule else "<unmatched>"
     elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-    metrics.HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-    metrics.HTTP_LATENCY.labels(route, request.method).observe(elapsed)
+    # Any token is a method to a client: only known ones become label values.
+    method = request.method if request.method in METRIC_METHODS else "OTHER"
+    metrics.HTTP_REQUESTS.labels(route, method, str(response.status_code)).inc()
+    metrics.HTTP_LATENCY.labels(route, method).observe(elapsed)
     logger.info(
         "request",
         extra={

@@ -141,7 +141,10 @@ class SessionRepository(BaseRepository[Session]):
         self, user_id: uuid.UUID, *, now: datetime, keep: uuid.UUID | None = None
     ) -> list[uuid.UUID]:
         """Revoke every live session of a user, except ``keep``; return the revoked ids."""
-        query = update(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None))
+        # Expired sessions are dead already: they are neither revoked nor counted as ended.
+        query = update(Session).where(
+            Session.user_id == user_id, Session.revoked_at.is_(None), Session.expires_at > now
+        )
         if keep is not None:
             query = query.where(Session.id != keep)
         result = self.session.execute(

@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app
 from flask_jwt_extended import current_user
 
-from project.api.arguments import Blueprint
+from project.api.arguments import Blueprint, refuse_body
 from project.api.auth import (
     auth_required,
     came_in_cookie,
@@ -134,6 +134,8 @@ def logout(query: dict[str, Any]) -> None:
     Ends sessions at once on every instance: their access tokens are refused on the next request
     and their refresh tokens stop working. Cookie mode also clears the cookies.
     """
+    # A client sending {"scope": "global"} as a body must not believe it logged out everywhere.
+    refuse_body()
     sessions.logout(user_id=current_user.id, session_id=current_session_id(), scope=query["scope"])
     # "others" keeps this session, so this browser keeps its cookies.
     if came_in_cookie() and query["scope"] is not LogoutScope.OTHERS:
