@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable
 
 import pytest
@@ -222,6 +223,24 @@ def test_common_password_list_is_the_100k_list() -> None:
 def test_password_problems(password: str, email: str, fragment: str) -> None:
     problems = password_problems(password, email=email)
     assert any(fragment in problem for problem in problems), problems
+
+
+def full_width(text: str) -> str:
+    """The text in full-width forms, which NFKC turns back into ASCII."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+@pytest.mark.parametrize(
+    ("password", "email"),
+    [
+        (full_width("password123"), "bob@example.com"),  # breached, once normalized
+        ("My" + full_width("alice") + "-is-great", "alice@example.com"),  # the email's name
+    ],
+)
+def test_the_policy_judges_the_password_that_is_hashed(password: str, email: str) -> None:
+    """security.py hashes the NFKC form; the policy used to judge the raw text."""
+    assert password != unicodedata.normalize("NFKC", password)
+    assert password_problems(password, email=email)
 
 
 def test_good_passwords_pass() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import unicodedata
 from functools import lru_cache
 from importlib import resources
 
@@ -22,6 +23,9 @@ def common_passwords() -> frozenset[str]:
 
 def password_problems(password: str, *, email: str, check_breached: bool = True) -> list[str]:
     """Return why ``password`` is unacceptable for the account ``email`` (empty when fine)."""
+    # Judge the password that is hashed (security.py hashes the NFKC form): the full-width
+    # forms of "password123" are "password123" once normalized.
+    password = unicodedata.normalize("NFKC", password)
     problems = []
     if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
         problems.append(f"Use {MIN_LENGTH} to {MAX_LENGTH} characters.")

@@ -11,6 +11,11 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
+from project.core.emails import normalize_email
+
+# The column's size (users.email, users.email_normalized), an address's longest.
+MAX_EMAIL_LENGTH = 254
+
 
 class TrimmedEmail(fields.Email):
     """An email address with surrounding white space removed before validation."""
@@ -18,6 +23,9 @@ class TrimmedEmail(fields.Email):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, str):
             value = value.strip()
+            # Stored lower-cased too, and lower() can lengthen text ("İ" becomes two).
+            if len(normalize_email(value)) > MAX_EMAIL_LENGTH:
+                raise ValidationError(f"Longer than {MAX_EMAIL_LENGTH} characters.")
         return super()._deserialize(value, attr, data, **kwargs)
 
 

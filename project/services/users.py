@@ -198,6 +198,8 @@ def admin_update(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
         user.token_version += 1
     if deactivated:
         revoked = end_sessions(user.id)
+        # Mailed links too: a compromised account's pending email change must not land.
+        one_time_tokens.void_all(user.id)
     db.session.commit()
     publish_revocations(revoked, cause="deactivation")
     return user

@@ -30,7 +30,7 @@ def verify(*, token: str) -> None:
     found = one_time_tokens.find(token, TokenPurpose.VERIFY_EMAIL, TokenPurpose.CHANGE_EMAIL)
     # The user's row before the token's, the order of every use case that changes a user.
     user = UserRepository().lock(found.user_id)
-    if user is None:
+    if user is None or not user.is_active:
         raise errors.InvalidOneTimeToken("This link is invalid or has expired.")
     one_time_tokens.consume(found)
     if found.purpose is TokenPurpose.CHANGE_EMAIL:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import current_app
+from flask import Response, current_app, jsonify
 from flask_jwt_extended import current_user
 
 from project.api.arguments import Blueprint, refuse_body
@@ -68,7 +68,7 @@ blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts, tok
 @blp.alt_response(409, response="CONFLICT", description="`email_taken`")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="`weak_password`")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS", description="`rate_limited`")
-def register(data: dict[str, Any]) -> User | tuple[dict[str, str], int]:
+def register(data: dict[str, Any]) -> User | Response:
     """Create an account; a verification link is mailed to it.
 
     Registers a user with the role `user` and mails a verification link. Passwords are 8 to 128
@@ -78,7 +78,11 @@ def register(data: dict[str, Any]) -> User | tuple[dict[str, str], int]:
     """
     user = auth.register(**data)
     if user is None or current_app.config["REGISTRATION_ENUMERATION_SAFE"]:
-        return ACCEPTED, 202
+        # A Response, which flask-smorest passes through: a (body, 202) pair would be
+        # dumped with the 201 schema, UserSchema, and come out as {}.
+        accepted = jsonify(AcceptedSchema().dump(ACCEPTED))
+        accepted.status_code = 202
+        return accepted
     return user
 
 
