@@ -52,6 +52,8 @@ def test_default_limit_covers_every_api_route_but_not_probes(app_factory: AppFac
     assert_problem(client.get("/api/v1/users/me"), 429, "rate_limited")
     assert all(client.get("/health/live").status_code == 200 for _ in range(5))
     assert all(client.get("/.well-known/jwks.json").status_code == 200 for _ in range(5))
+    assert all(client.get("/metrics").status_code == 200 for _ in range(5))
+    assert all(client.get("/api/v1/openapi.json").status_code == 200 for _ in range(5))
 
 
 @pytest.mark.skipif(not make_config().REDIS_URL, reason="needs TEST_REDIS_URL")
@@ -241,6 +243,16 @@ def test_the_policy_judges_the_password_that_is_hashed(password: str, email: str
     """security.py hashes the NFKC form; the policy used to judge the raw text."""
     assert password != unicodedata.normalize("NFKC", password)
     assert password_problems(password, email=email)
+
+
+@pytest.mark.parametrize(
+    ("password", "email"),
+    [("xAlice-99-pass", "alice@example.com"), ("bob-is-home-now", "bob@example.com")],
+)
+def test_the_emails_name_is_refused_in_any_case_from_three_letters(
+    password: str, email: str
+) -> None:
+    assert any("email" in problem for problem in password_problems(password, email=email))
 
 
 def test_good_passwords_pass() -> None:

@@ -276,6 +276,14 @@ def test_admin_gets_updates_and_deletes_a_user(
         401,
         "token_revoked",
     )
+    # Reactivation brings no session back: deactivation ended them, not just paused them.
+    reactivated = client.patch(path, json={"is_active": True}, headers=admin_headers)
+    assert reactivated.json["is_active"] is True
+    assert_problem(
+        client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])),
+        401,
+        "token_revoked",
+    )
 
     assert client.delete(path, headers=admin_headers).status_code == 204
     assert_problem(client.get(path, headers=admin_headers), 404, "not_found")

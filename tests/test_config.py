@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, database_url, engine_options, load_config
+from config import Config, ConfigError, database_url, engine_options, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STRONG = "s" * 32
@@ -116,6 +116,21 @@ def test_production_accepts_strong_secrets() -> None:
         }
     )
     assert config.JWT_SECRET_KEY == "j" * 40
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "JWT_SECRET_KEY"])
+def test_production_refuses_the_development_placeholder(name: str) -> None:
+    """It is 41 bytes long, so the length check alone would let it through."""
+    env = {
+        "APP_ENV": "production",
+        "SECRET_KEY": STRONG,
+        "JWT_SECRET_KEY": "j" * 40,
+        "MAIL_SERVER": "smtp.example.com",
+        "FRONTEND_URL": "https://app.example.com",
+        name: Config.DEFAULT_SECRET,
+    }
+    with pytest.raises(ConfigError, match=f"^{name} must not be the development placeholder"):
+        load_config(env)
 
 
 def test_gunicorn_refuses_to_start_with_one_line(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.live import BIN, Deployment, call, flush_redis, production_env
 from tests.mailbox import Mailbox
+from tests.servers import wait_until
 
 PASSWORD = "a walk in the park at dawn"
 
@@ -58,7 +59,8 @@ def test_a_new_user_journey_over_http(deployment: Deployment) -> None:
         assert (status, problem["code"]) == (401, "token_revoked")
     status, problem = call(base, "GET", "/api/v1/nothing", headers={"X-Request-ID": "journey-404"})
     assert status == 404 and problem["code"] == "not_found"
-    time.sleep(0.3)
+    wait_until(lambda: "journey-404" in deployment.logs(), timeout=10)
+    time.sleep(0.2)  # a second line, if there were one, is written with the first
     lines = [line for line in deployment.logs().splitlines() if "journey-404" in line]
     assert len(lines) == 1, lines  # one line per request, not one per handler
     # gunicorn's control socket is this instance's own, not one shared path per user.
@@ -180,8 +182,15 @@ def test_no_secret_reaches_any_log(deployment: Deployment, inbox: Mailbox) -> No
         },
     )
     assert failing[0] == 401
-    call(base, "POST", "/api/v1/auth/login", {"email": email, "password": "wrong-password-789"})
-    time.sleep(0.5)
+    call(
+        base,
+        "POST",
+        "/api/v1/auth/login",
+        {"email": email, "password": "wrong-password-789"},
+        headers={"X-Request-ID": "last-of-the-secrets"},
+    )
+    # Wait for the last request's own line, so every line of the run is in what is checked.
+    wait_until(lambda: "last-of-the-secrets" in deployment.logs(), timeout=10)
     logs = deployment.logs()
     assert '"logger": "warden.request"' in logs  # the logs were captured
     secrets = [

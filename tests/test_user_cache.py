@@ -13,8 +13,9 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event, update
 
-from project.extensions import db
+from project.extensions import db, redis_client
 from project.models import Role, User
+from project.repositories.user_cache import TOMBSTONE, UserCache
 from tests.conftest import PASSWORD, assert_problem, bearer, make_config
 
 Login = Callable[..., dict[str, Any]]
@@ -144,3 +145,20 @@ def test_metrics_token(app_factory: Callable[..., Flask]) -> None:
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain")
     assert b"warden_logins_total" in response.data
+
+
+@needs_redis
+def test_a_deleted_users_copy_becomes_a_tombstone(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    user = make_user()
+    headers = bearer(login(user.email)["access_token"])
+    assert client.get("/api/v1/users/me", headers=headers).status_code == 200  # cached
+    with app.app_context():
+        assert redis_client.client is not None
+        assert redis_client.client.get(UserCache.key(user.id)) not in (None, TOMBSTONE)
+    deleted = client.delete("/api/v1/users/me", json={"password": PASSWORD}, headers=headers)
+    assert deleted.status_code == 204
+    with app.app_context():
+        assert redis_client.client is not None
+        assert redis_client.client.get(UserCache.key(user.id)) == TOMBSTONE
