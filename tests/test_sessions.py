@@ -469,3 +469,16 @@ def test_logout_counts_only_the_sessions_it_ended(
         )
     assert event.details == {"scope": "global", "sessions": 2}
     assert revoked_at is None  # expired already: not revoked again
+
+
+def test_revoking_a_revoked_session_reports_nothing(
+    app: Flask, make_user: Callable[..., User], login: Callable[..., dict[str, Any]]
+) -> None:
+    """What a revoke returns is what the audit events and metrics count as ended."""
+    user = make_user()
+    session_id = uuid.UUID(decode_token(login(user.email)["access_token"], app)["sid"])
+    with app.app_context():
+        repository = SessionRepository()
+        assert repository.revoke([session_id], now=utcnow()) == [session_id]
+        assert repository.revoke([session_id], now=utcnow()) == []
+        db.session.rollback()
