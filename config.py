@@ -153,8 +153,6 @@ class Config:
         # Verified tokens each worker remembers until they expire (0: verify every time).
         self.TOKEN_CACHE_SIZE = _int(env, "TOKEN_CACHE_SIZE", 4096, minimum=0)
         self.BCRYPT_ROUNDS = _int(env, "BCRYPT_ROUNDS", 12, minimum=4, maximum=31)
-        if self.BCRYPT_ROUNDS > 31:
-            raise ConfigError(f"BCRYPT_ROUNDS must be at most 31, got {self.BCRYPT_ROUNDS}")
         self.CORS_ORIGINS = _origins(env.get("CORS_ORIGINS"))
         self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").upper()
         if self.LOG_LEVEL not in LOG_LEVELS:

@@ -86,7 +86,7 @@ def test_values_are_read() -> None:
         ({"APP_ENV": "staging"}, "APP_ENV"),
         ({"ACCESS_TOKEN_TTL": "soon"}, "ACCESS_TOKEN_TTL"),
         ({"BCRYPT_ROUNDS": "3"}, "BCRYPT_ROUNDS"),
-        ({"BCRYPT_ROUNDS": "32"}, "BCRYPT_ROUNDS"),
+        ({"BCRYPT_ROUNDS": "32"}, "BCRYPT_ROUNDS must be at most 31"),
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"COOKIE_SAMESITE": "sometimes"}, "COOKIE_SAMESITE"),
@@ -181,7 +181,6 @@ def test_flask_commands_refuse_bad_config_in_one_line() -> None:
         ({"MAIL_BACKEND": "pigeon"}, "MAIL_BACKEND"),
         # Values that once started the app and then failed requests (timedelta, bcrypt, dates).
         ({"ACCESS_TOKEN_TTL": "10" + "0" * 20}, "ACCESS_TOKEN_TTL must be at most"),
-        ({"BCRYPT_ROUNDS": "32"}, "BCRYPT_ROUNDS must be at most 31"),
         ({"AUDIT_RETENTION_DAYS": "1000000"}, "AUDIT_RETENTION_DAYS must be at most 36500"),
         ({"PORT": "70000"}, "PORT must be at most 65535"),
         # Credentialed CORS for any origin would let every site read the CSRF values.
