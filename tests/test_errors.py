@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import uuid
@@ -63,6 +64,18 @@ def test_wrong_content_type(client: FlaskClient) -> None:
         data="email=a@example.com",
         content_type="application/x-www-form-urlencoded",
     )
+    assert_problem(response, 415, "unsupported_media_type")
+
+
+def test_a_chunked_body_of_another_type_is_refused_too(client: FlaskClient) -> None:
+    """No Content-Length to go by: the body itself is read to see whether there is one."""
+    response = client.post(
+        "/api/v1/auth/login",
+        input_stream=io.BytesIO(b"email=a@example.com"),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "text/plain"},
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+    )
+    assert response.request.environ["CONTENT_LENGTH"] == ""
     assert_problem(response, 415, "unsupported_media_type")
 
 
