@@ -18,6 +18,11 @@ from project.schemas.fields import storable_text
 UNSTORABLE = "Must not contain the NUL character or unpaired surrogates."
 
 
+def invalid(messages: Mapping[str, Any]) -> errors.AppError:
+    """The 422 validation_error naming, per field, what is wrong with it."""
+    return errors.ValidationFailed("The input is invalid; see errors.", errors=dict(messages))
+
+
 def _merge_locations(messages: Mapping[str, Any]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for by_field in messages.values():
@@ -71,10 +76,7 @@ class StrictParser(FlaskParser):
         # may escape one): refuse them here rather than fail in the database or bcrypt.
         raw = req.args.to_dict(flat=False) if location in ("query", "querystring") else data
         if isinstance(raw, Mapping) and (fields := sorted(set(_unstorable_fields(raw)))):
-            raise errors.ValidationFailed(
-                "The input is invalid; see errors.",
-                errors={name: [UNSTORABLE] for name in fields},
-            )
+            raise invalid({name: [UNSTORABLE] for name in fields})
         return data
 
     def _handle_invalid_json_error(
@@ -92,18 +94,13 @@ class StrictParser(FlaskParser):
         error_headers: Mapping[str, str] | None,
     ) -> NoReturn:
         messages = error.messages if isinstance(error.messages, Mapping) else {}
-        raise errors.ValidationFailed(
-            "The input is invalid; see errors.", errors=_merge_locations(messages)
-        )
+        raise invalid(_merge_locations(messages))
 
 
 def refuse_body() -> None:
     """Refuse a body where the options go in the query, rather than ignore what it asks."""
     if flask.request.get_data(cache=True).strip() not in (b"", b"{}"):
-        raise errors.ValidationFailed(
-            "The input is invalid; see errors.",
-            errors={"_schema": ["This endpoint takes no body: pass its options in the query."]},
-        )
+        raise invalid({"_schema": ["This endpoint takes no body: pass its options in the query."]})
 
 
 # Every API operation may be rate limited; every JSON body may be malformed, too large or

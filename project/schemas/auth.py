@@ -4,7 +4,7 @@ import enum
 
 from marshmallow import Schema, fields, validate
 
-from project.schemas.fields import TrimmedEmail, TrimmedString
+from project.schemas.fields import MAX_EMAIL_LENGTH, TrimmedEmail, TrimmedString
 from project.schemas.users import PASSWORD
 from project.services.sessions import LogoutScope
 
@@ -19,7 +19,7 @@ class TokenDelivery(enum.StrEnum):
 class RegisterSchema(Schema):
     """A new account."""
 
-    email = TrimmedEmail(required=True, validate=validate.Length(max=254))
+    email = TrimmedEmail(required=True, validate=validate.Length(max=MAX_EMAIL_LENGTH))
     password = fields.String(required=True, load_only=True, validate=PASSWORD)
     full_name = TrimmedString(validate=validate.Length(max=200), allow_none=True)
 
@@ -27,7 +27,7 @@ class RegisterSchema(Schema):
 class LoginSchema(Schema):
     """Credentials."""
 
-    email = TrimmedEmail(required=True, validate=validate.Length(max=254))
+    email = TrimmedEmail(required=True, validate=validate.Length(max=MAX_EMAIL_LENGTH))
     password = fields.String(required=True, load_only=True, validate=validate.Length(max=128))
 
 
@@ -84,7 +84,7 @@ class SessionSchema(Schema):
 class EmailSchema(Schema):
     """An email address to act on."""
 
-    email = TrimmedEmail(required=True, validate=validate.Length(max=254))
+    email = TrimmedEmail(required=True, validate=validate.Length(max=MAX_EMAIL_LENGTH))
 
 
 class TokenSchema(Schema):

@@ -92,7 +92,7 @@ class UTCDateTimeField(fields.AwareDateTime):
 
 def _email_key(email: object) -> str:
     # The database compares it with the column: storable text, no longer than an email.
-    if not isinstance(email, str) or len(email) > 254 or not storable_text(email):
+    if not isinstance(email, str) or len(email) > MAX_EMAIL_LENGTH or not storable_text(email):
         raise ValueError("email cursor without a usable email")
     return email
 

@@ -3,7 +3,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from project.models import Role
-from project.schemas.fields import Cursor, TrimmedEmail, TrimmedString
+from project.schemas.fields import MAX_EMAIL_LENGTH, Cursor, TrimmedEmail, TrimmedString
 
 PASSWORD = validate.Length(min=8, max=128)
 
@@ -26,7 +26,7 @@ class ProfileUpdateSchema(Schema):
 
     full_name = TrimmedString(validate=validate.Length(max=200), allow_none=True)
     email = TrimmedEmail(
-        validate=validate.Length(max=254),
+        validate=validate.Length(max=MAX_EMAIL_LENGTH),
         metadata={"description": "Takes effect once confirmed from the new address"},
     )
     current_password = fields.String(load_only=True, validate=validate.Length(max=128))
@@ -69,7 +69,7 @@ class UserListQuerySchema(Schema):
     role = fields.Enum(Role, by_value=True)
     is_active = fields.Boolean()
     email = TrimmedString(
-        validate=validate.Length(min=1, max=254),
+        validate=validate.Length(min=1, max=MAX_EMAIL_LENGTH),
         metadata={"description": "Case-insensitive prefix of the email; pages in email order"},
     )
 
