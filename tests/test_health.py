@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import Engine, event
 
 from project import create_app
-from tests.conftest import assert_problem, make_config
+from project.extensions import db
+from tests.conftest import assert_problem, is_postgres, make_config
 
 
 def test_live(client: FlaskClient) -> None:
@@ -64,3 +69,49 @@ def test_redis_can_be_made_optional_for_readiness(app_factory: Callable[..., Fla
     response = client.get("/health/ready")
     assert response.status_code == 200
     assert response.json["checks"] == {"database": "ok", "redis": "fail"}
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not is_postgres(), reason="needs TEST_DATABASE_URL on PostgreSQL")
+def test_readiness_probes_reuse_pooled_connections(app: Flask, client: FlaskClient) -> None:
+    # The endpoint is public and never rate limited: a probe must not cost a new connection.
+    connects: list[object] = []
+
+    def count(*_args: object) -> None:
+        connects.append(1)
+
+    client.get("/health/ready")
+    # On every engine: a probe of its own would not use the app's.
+    event.listen(Engine, "connect", count)
+    try:
+        statuses = [client.get("/health/ready").status_code for _ in range(30)]
+    finally:
+        event.remove(Engine, "connect", count)
+    assert statuses == [200] * 30
+    assert connects == []
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not is_postgres(), reason="needs TEST_DATABASE_URL on PostgreSQL")
+def test_concurrent_readiness_probes_share_one_query(app: Flask) -> None:
+    with app.app_context():
+        engine = db.engine
+    statements: list[str] = []
+    release = threading.Event()
+
+    def slow_select(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement == "SELECT 1":
+            statements.append(statement)
+            release.wait(5)
+
+    event.listen(engine, "before_cursor_execute", slow_select)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = [pool.submit(app.test_client().get, "/health/ready") for _ in range(8)]
+            time.sleep(0.5)  # every probe is now waiting on the first one's query
+            release.set()
+            statuses = [answer.result(timeout=10).status_code for answer in answers]
+    finally:
+        event.remove(engine, "before_cursor_execute", slow_select)
+    assert statuses == [200] * 8
+    assert statements == ["SELECT 1"]
