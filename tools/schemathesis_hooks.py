@@ -10,13 +10,16 @@ import itertools
 import json
 import os
 import urllib.request
+import uuid
 from typing import Any
 
 import schemathesis
 
 ADMIN_PATHS = r"^/api/v1/(users$|users/\{user_id\}$|admin/)"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 PASSWORD = "tangerine-oboe-42 winter"
 _users = itertools.count()
+_admin_ids: list[str] = []
 
 
 def _post(path: str, body: dict[str, str]) -> dict[str, Any]:
@@ -29,6 +32,14 @@ def _post(path: str, body: dict[str, str]) -> dict[str, Any]:
     with urllib.request.urlopen(request, timeout=10) as response:
         raw = response.read()
         return json.loads(raw) if raw else {}
+
+
+def _get(path: str, token: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        os.environ["WARDEN_URL"] + path, headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.loads(response.read()))
 
 
 def _login(email: str, password: str, kind: str = "access_token") -> str:
@@ -85,3 +96,23 @@ def map_body(ctx: Any, body: Any) -> Any:
         elif operation.path == "/api/v1/users/me/password" and "current_password" in body:
             body = {**body, "current_password": PASSWORD}
     return body
+
+
+def _admin_id() -> str:
+    if not _admin_ids:
+        token = _login(os.environ["WARDEN_ADMIN_EMAIL"], os.environ["WARDEN_ADMIN_PASSWORD"])
+        _admin_ids.append(str(_get("/api/v1/users/me", token)["id"]))
+    return _admin_ids[0]
+
+
+@schemathesis.hook
+def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
+    """Never aim a changing request at the fuzz admin itself.
+
+    Schemathesis reuses ids it saw in responses (GET /users lists the admin). Demoting,
+    deactivating or deleting the admin whose token the admin operations use would leave
+    every later admin case answering 403, which tests nothing.
+    """
+    parameters = case.path_parameters or {}
+    if case.method.upper() not in SAFE_METHODS and parameters.get("user_id") == _admin_id():
+        case.path_parameters = {**parameters, "user_id": str(uuid.uuid4())}
