@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 
 from project import create_app
 from project.extensions import db
+from project.repositories import health as health_repository
 from tests.conftest import assert_problem, is_postgres, make_config
 
 
@@ -115,3 +119,63 @@ def test_concurrent_readiness_probes_share_one_query(app: Flask) -> None:
         event.remove(engine, "before_cursor_execute", slow_select)
     assert statuses == [200] * 8
     assert statements == ["SELECT 1"]
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not is_postgres(), reason="needs TEST_DATABASE_URL on PostgreSQL")
+def test_a_stuck_probe_query_is_given_up_for_another_connection(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One stuck backend: the first probe's query never answers, the server serves the rest.
+    monkeypatch.setattr(health_repository, "ANSWER_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(health_repository, "STUCK_AFTER_S", 0.5)
+    with app.app_context():
+        engine = db.engine
+    release = threading.Event()
+    stuck: list[str] = []
+
+    def first_select_hangs(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement == "SELECT 1" and not stuck:
+            stuck.append(statement)
+            release.wait(10)
+
+    event.listen(engine, "before_cursor_execute", first_select_hangs)
+    try:
+        first = client.get("/health/ready")
+        soon = client.get("/health/ready")  # joins the stuck query
+        time.sleep(0.6)
+        later = client.get("/health/ready")  # gives it up: another connection answers
+    finally:
+        release.set()
+        event.remove(engine, "before_cursor_execute", first_select_hangs)
+    assert assert_problem(first, 503, "not_ready")["checks"]["database"] == "fail"
+    assert assert_problem(soon, 503, "not_ready")["checks"]["database"] == "fail"
+    assert later.status_code == 200, later.json
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not is_postgres(), reason="needs TEST_DATABASE_URL on PostgreSQL")
+def test_a_probe_without_a_thread_answers_503(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(_thread: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    response = client.get("/health/ready")
+    assert assert_problem(response, 503, "not_ready")["checks"]["database"] == "fail"
+
+
+def test_a_failed_probe_keeps_no_engine_alive() -> None:
+    # Nothing listens on port 1: the probe fails at once.
+    engine = create_engine("postgresql+psycopg://warden@127.0.0.1:1/warden")
+    future = health_repository._ping_in_background(engine)
+    with pytest.raises(SQLAlchemyError):
+        future.result(timeout=5)
+    for thread in threading.enumerate():
+        if thread.name == "warden-readiness":
+            thread.join(5)
+    reference = weakref.ref(engine)
+    del engine, future
+    gc.collect()
+    assert reference() is None

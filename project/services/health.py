@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from project.core import errors
-from project.repositories.health import DatabaseProbe, ProbeTimeoutError, RedisProbe
+from project.repositories.health import DatabaseProbe, ProbeError, RedisProbe
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def check_database() -> bool:
     try:
         probe.ping()
         return True
-    except (SQLAlchemyError, ProbeTimeoutError) as exc:
+    except (SQLAlchemyError, ProbeError) as exc:
         logger.warning("readiness: database check failed: %s", type(exc).__name__)
         probe.reset()
         return False
