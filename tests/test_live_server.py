@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -65,6 +67,37 @@ def test_a_new_user_journey_over_http(deployment: Deployment) -> None:
     assert len(lines) == 1, lines  # one line per request, not one per handler
     # gunicorn's control socket is this instance's own, not one shared path per user.
     assert f"warden-gunicorn-{deployment.port}.ctl" in deployment.logs()
+
+
+def _raw(port: int, request: bytes) -> tuple[int, str, bytes]:
+    """Send bytes as they are; the status, Content-Type and body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), headers.get("Content-Type", ""), body
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [b"zz\r\n", b"2\r\n{}XX0\r\n\r\n", b"2\r\n{}\r\n0\r\nBad Trailer\r\n\r\n"],
+    ids=["bad-size", "no-terminator", "bad-trailer"],
+)
+def test_a_malformed_chunked_body_is_a_400_problem(deployment: Deployment, chunks: bytes) -> None:
+    deployment.start("web")
+    deployment.wait_ready()
+    status, content_type, body = _raw(
+        deployment.port,
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks,
+    )
+    assert (status, content_type) == (400, "application/problem+json"), body
+    assert json.loads(body)["code"] == "bad_request"
+    assert "unhandled error" not in deployment.logs()
 
 
 def _samples(text: str, name: str, **labels: str) -> float:

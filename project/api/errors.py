@@ -120,9 +120,14 @@ def errors_markdown() -> str:
         "`request_id`, and for some codes `errors`, `retry_after` or `checks`.",
         "Clients should branch on `code` (with `status` where one code has two statuses).",
         "",
+        "Requests that break gunicorn's own limits never reach Warden: a request line over",
+        "4,094 bytes (414), a header over 8,190 bytes or more than 100 headers (431), or a",
+        "request gunicorn cannot parse at all (400) get gunicorn's short HTML answer.",
+        "",
         "| code | status | title | meaning |",
         "|---|---|---|---|",
     ]
     for error in sorted(errors.AppError.registry, key=lambda cls: (cls.status, cls.code)):
-        lines.append(f"| `{error.code}` | {error.status} | {error.title} | {error.description} |")
+        status = error.status_text or error.status
+        lines.append(f"| `{error.code}` | {status} | {error.title} | {error.description} |")
     return "\n".join(lines) + "\n"

@@ -12,8 +12,9 @@ from functools import partial
 from flask import Flask, Request, Response, current_app, g, request
 from flask.sessions import SessionInterface, SessionMixin
 from redis.exceptions import RedisError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from project.core import context, metrics, tasks
+from project.core import context, errors, metrics, tasks
 from project.extensions import limiter
 from project.services.client import clean_ip, clean_user_agent
 
@@ -35,6 +36,28 @@ def start_request() -> None:
         ip=clean_ip(request.remote_addr),
         user_agent=clean_user_agent(request.headers.get("User-Agent")),
     )
+
+
+def read_streamed_body() -> None:
+    """Read a body sent without Content-Length now: broken is 400, past the limit 413.
+
+    A chunked body is parsed by the server as the app reads it, so a malformed chunk raises
+    the server's own exception out of whatever reads first (a 500), and Werkzeug stops a
+    stream at MAX_CONTENT_LENGTH without saying so (the truncated JSON then read as
+    invalid). A body with a Content-Length is checked by Werkzeug before it is read.
+    """
+    if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
+        return
+    try:
+        body = request.get_data(cache=True)
+        limit = request.max_content_length
+        if limit is not None and len(body) >= limit and request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+    except (errors.AppError, HTTPException):
+        raise
+    except Exception as exc:  # the server's chunked parser, whichever server it is
+        logger.info("unreadable request body: %s", type(exc).__name__)
+        raise errors.BadRequest("The request body could not be read.") from None
 
 
 def finish_request(response: Response) -> Response:
@@ -116,5 +139,6 @@ def register_request_hooks(app: Flask) -> None:
     """Install the hooks on ``app``."""
     app.session_interface = NoCookieSession()
     app.before_request(start_request)
+    app.before_request(read_streamed_body)
     app.after_request(finish_request)
     app.teardown_request(clear_context)

@@ -13,6 +13,8 @@ class AppError(Exception):
     title: ClassVar[str] = "Internal server error"
     description: ClassVar[str] = "An unexpected error; nothing internal is revealed."
     registry: ClassVar[list[type[AppError]]] = []
+    # What the catalogue shows as the status, where it is not one fixed number.
+    status_text: ClassVar[str | None] = None
 
     def __init__(
         self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any
@@ -42,8 +44,9 @@ HttpError = error(
     "http_error",
     400,
     "HTTP error",
-    "Another protocol-level error (e.g. 406, 414, 431); `status` carries the real status.",
+    "Another protocol-level error (e.g. 406, 410, 428); `status` carries the real status.",
 )
+HttpError.status_text = "4xx (the real one)"
 InvalidJson = error("invalid_json", 400, "Malformed JSON", "The body is not valid JSON.")
 InvalidCredentials = error(
     "invalid_credentials",
