@@ -79,6 +79,9 @@ def test_every_operation_is_described(document: dict[str, Any]) -> None:
             assert {"400", "413", "415", "422"} <= set(responses), where
         if path.startswith("/api/v1/"):
             assert "429" in responses, where
+        if "{" in path:
+            # An id that names nothing is answered 404 not_found.
+            assert "404" in responses, where
     assert len(ids) == len(set(ids))
     assert {"login", "refresh", "listUsers", "auditEvents"} <= set(ids)
 

@@ -126,6 +126,7 @@ def list_users(query: dict[str, Any]) -> UserPage:
 @blp.route("/<uuid:user_id>", methods=["GET"])
 @admin_required
 @blp.response(200, UserSchema)
+@blp.alt_response(404, response="NOT_FOUND", description="`not_found`")
 def get_user(user_id: uuid.UUID) -> User:
     """Return one user.
 
@@ -140,6 +141,7 @@ def get_user(user_id: uuid.UUID) -> User:
     AdminUserUpdateSchema, example={"role": "admin", "is_active": True, "full_name": "Grace Hopper"}
 )
 @blp.response(200, UserSchema)
+@blp.alt_response(404, response="NOT_FOUND", description="`not_found`")
 @blp.alt_response(409, response="CONFLICT", description="`last_admin`")
 def update_user(changes: dict[str, Any], user_id: uuid.UUID) -> User:
     """Change a user's name, role or active flag.
@@ -154,6 +156,7 @@ def update_user(changes: dict[str, Any], user_id: uuid.UUID) -> User:
 @blp.route("/<uuid:user_id>", methods=["DELETE"])
 @admin_required
 @blp.response(204)
+@blp.alt_response(404, response="NOT_FOUND", description="`not_found`")
 @blp.alt_response(409, response="CONFLICT", description="`last_admin`")
 def delete_user(user_id: uuid.UUID) -> None:
     """Delete a user and their sessions.
