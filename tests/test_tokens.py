@@ -119,3 +119,36 @@ def test_a_token_for_another_users_session_is_refused(
     assert_problem(
         client.get("/api/v1/users/me", headers=bearer(pair.access_token)), 401, "token_revoked"
     )
+
+
+def test_the_bearer_scheme_is_case_insensitive(
+    client: FlaskClient, user_headers: dict[str, str]
+) -> None:
+    token = user_headers["Authorization"].split()[1]
+    for scheme in ("bearer", "BEARER", "bEaReR"):
+        response = client.get("/api/v1/users/me", headers={"Authorization": f"{scheme} {token}"})
+        assert response.status_code == 200, (scheme, response.json)
+    # Another scheme is still no token at all.
+    response = client.get("/api/v1/users/me", headers={"Authorization": f"Bearerx {token}"})
+    assert_problem(response, 401, "authorization_required")
+
+
+def test_token_failures_carry_a_bearer_challenge(
+    client: FlaskClient, user_headers: dict[str, str]
+) -> None:
+    missing = client.get("/api/v1/users/me")
+    assert_problem(missing, 401, "authorization_required")
+    assert missing.headers["WWW-Authenticate"] == 'Bearer realm="warden"'
+    garbage = client.get("/api/v1/users/me", headers=bearer("not.a.token"))
+    assert_problem(garbage, 401, "invalid_token")
+    assert garbage.headers["WWW-Authenticate"] == 'Bearer realm="warden", error="invalid_token"'
+    client.post("/api/v1/auth/logout", headers=user_headers)
+    revoked = client.get("/api/v1/users/me", headers=user_headers)
+    assert_problem(revoked, 401, "token_revoked")
+    assert revoked.headers["WWW-Authenticate"] == 'Bearer realm="warden", error="invalid_token"'
+    # A wrong password is not a token problem: no challenge.
+    login = client.post(
+        "/api/v1/auth/login", json={"email": "nobody@example.com", "password": "wrong one 12"}
+    )
+    assert_problem(login, 401, "invalid_credentials")
+    assert "WWW-Authenticate" not in login.headers

@@ -50,6 +50,8 @@ def problem_response(
     response = jsonify(body)
     response.status_code = status
     response.mimetype = PROBLEM_MIMETYPE
+    if error.challenge and status == 401:
+        response.headers["WWW-Authenticate"] = error.challenge
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response

@@ -20,8 +20,16 @@ from project.services.client import clean_ip, clean_user_agent
 
 logger = logging.getLogger("warden.request")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+BEARER_SCHEME = re.compile(r"(^\s*|,\s*)bearer(?=\s)", re.IGNORECASE)
 DOCS_PATHS = ("/api/v1/openapi.json", "/api/v1/docs", "/api/v1/redoc")
 METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def normalize_auth_scheme() -> None:
+    """Accept the Bearer scheme in any case, as HTTP allows (flask-jwt-extended wants one)."""
+    value = request.environ.get("HTTP_AUTHORIZATION")
+    if value and not value.startswith("Bearer"):
+        request.environ["HTTP_AUTHORIZATION"] = BEARER_SCHEME.sub(r"\1Bearer", value)
 
 
 def start_request() -> None:
@@ -139,6 +147,7 @@ def register_request_hooks(app: Flask) -> None:
     """Install the hooks on ``app``."""
     app.session_interface = NoCookieSession()
     app.before_request(start_request)
+    app.before_request(normalize_auth_scheme)
     app.before_request(read_streamed_body)
     app.after_request(finish_request)
     app.teardown_request(clear_context)

@@ -15,6 +15,8 @@ class AppError(Exception):
     registry: ClassVar[list[type[AppError]]] = []
     # What the catalogue shows as the status, where it is not one fixed number.
     status_text: ClassVar[str | None] = None
+    # The WWW-Authenticate challenge a 401 about a bearer token carries (RFC 6750).
+    challenge: ClassVar[str | None] = None
 
     def __init__(
         self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any
@@ -86,6 +88,10 @@ RefreshTokenReused = error(
     "Refresh token reused",
     "A refresh token was presented again after rotation; the whole session was revoked.",
 )
+AuthorizationRequired.challenge = 'Bearer realm="warden"'
+for _rejected in (InvalidToken, TokenExpired, TokenRevoked, RefreshTokenReused):
+    _rejected.challenge = 'Bearer realm="warden", error="invalid_token"'
+
 AccountDisabled = error(
     "account_disabled", 403, "Account disabled", "The account was deactivated by an admin."
 )
