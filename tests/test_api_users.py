@@ -260,17 +260,19 @@ def test_admin_gets_updates_and_deletes_a_user(
     assert promoted.status_code == 200
     assert promoted.json["role"] == "admin" and promoted.json["full_name"] == "Ada"
     # Tokens issued under the old role are void at once; a refresh picks up the new role.
-    assert_problem(
+    stale = assert_problem(
         client.get("/api/v1/users/me", headers=bearer(tokens["access_token"])), 401, "token_revoked"
     )
+    assert "refresh" in stale["detail"] and "ended" not in stale["detail"]
     tokens = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])).json
     assert client.get("/api/v1/users", headers=bearer(tokens["access_token"])).status_code == 200
 
     deactivated = client.patch(path, json={"is_active": False}, headers=admin_headers)
     assert deactivated.json["is_active"] is False
-    assert_problem(
+    ended = assert_problem(
         client.get("/api/v1/users/me", headers=bearer(tokens["access_token"])), 401, "token_revoked"
     )
+    assert ended["detail"] == "This session has ended."
     assert_problem(
         client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])),
         401,

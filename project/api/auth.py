@@ -85,7 +85,10 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
     @jwt.revoked_token_loader
     @jwt.user_lookup_error_loader
     def revoked(_header: dict[str, Any], _payload: dict[str, Any]) -> Response:
-        return problem_response(errors.TokenRevoked("This session has ended."))
+        # The session check says why: ended, or voided by a security change.
+        return problem_response(
+            errors.TokenRevoked(g.get("revoked_because") or "This session has ended.")
+        )
 
     @jwt.token_in_blocklist_loader
     def is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
@@ -96,7 +99,8 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
                 session_id=session_id,
                 token_version=claimed_version(payload) if payload.get("type") == "access" else None,
             )
-        except errors.TokenRevoked:
+        except errors.TokenRevoked as exc:
+            g.revoked_because = exc.detail
             return True
         g.authenticated_user = user
         context.bind(user_id=str(user.id))

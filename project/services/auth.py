@@ -256,5 +256,7 @@ def authenticate(*, user_id: uuid.UUID, session_id: uuid.UUID, token_version: in
     if user is None or not user.is_active:
         raise errors.TokenRevoked("This session has ended.")
     if token_version is not None and token_version != user.token_version:
-        raise errors.TokenRevoked("Tokens issued before the last security change are void.")
+        raise errors.TokenRevoked(
+            "This token predates the account's last security change; refresh for a new one."
+        )
     return user
