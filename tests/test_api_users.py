@@ -354,3 +354,17 @@ def test_the_admin_list_reads_outside_a_transaction_and_hands_one_back(
             event.remove(db.engine, "checkin", on_checkin)
     # The connection went back to the pool transactional, for the next use case.
     assert returned == [False]
+
+
+def test_a_password_change_to_the_same_password_is_refused(
+    client: FlaskClient, user_headers: dict[str, str]
+) -> None:
+    response = client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": PASSWORD, "new_password": PASSWORD},
+        headers=user_headers,
+    )
+    body = assert_problem(response, 422, "validation_error")
+    assert body["errors"] == {"new_password": ["Must differ from the current password."]}
+    # Nothing happened: the token still works.
+    assert client.get("/api/v1/users/me", headers=user_headers).status_code == 200

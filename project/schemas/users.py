@@ -46,6 +46,13 @@ class PasswordChangeSchema(Schema):
     )
     new_password = fields.String(required=True, load_only=True, validate=PASSWORD)
 
+    @validates_schema
+    def new_differs(self, data: dict[str, object], **_kwargs: object) -> None:
+        """The new password must not be the current one."""
+        # Keeping it would still end every other session and mail a change notice.
+        if data.get("new_password") == data.get("current_password"):
+            raise ValidationError("Must differ from the current password.", "new_password")
+
 
 class AccountDeleteSchema(Schema):
     """Confirm deleting one's own account."""
