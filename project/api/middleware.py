@@ -47,15 +47,19 @@ def start_request() -> None:
 
 
 def read_streamed_body() -> None:
-    """Read a body sent without Content-Length now: broken is 400, past the limit 413.
+    """Read a chunked body now: a broken one is 400, one past the limit 413.
 
     A chunked body is parsed by the server as the app reads it, so a malformed chunk raises
     the server's own exception out of whatever reads first (a 500), and Werkzeug stops a
     stream at MAX_CONTENT_LENGTH without saying so (the truncated JSON then read as
     invalid). A body with a Content-Length is checked by Werkzeug before it is read.
     """
-    if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
-        return
+    if (
+        "chunked" not in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        or request.content_length is not None
+        or "wsgi.input_terminated" not in request.environ
+    ):
+        return  # no body, or one Werkzeug already bounds by its Content-Length
     try:
         body = request.get_data(cache=True)
         limit = request.max_content_length
