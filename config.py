@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 from jwt import PyJWK, PyJWTError
 from limits import parse_many
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 BASE_DIR = Path(__file__).resolve().parent
 MIN_SECRET_BYTES = 32
@@ -33,19 +35,31 @@ class ConfigError(RuntimeError):
     """The environment does not describe a runnable service."""
 
 
-def database_url(raw: str | None) -> str:
+def database_url(raw: str | None, name: str = "DATABASE_URL") -> str:
     """Return a SQLAlchemy URL for psycopg 3, accepting Heroku's postgres:// form."""
     if not raw:
         return f"sqlite:///{BASE_DIR / 'instance' / 'warden.db'}"
     for prefix in ("postgres://", "postgresql://"):
         if raw.startswith(prefix):
-            return "postgresql+psycopg://" + raw[len(prefix) :]
+            raw = "postgresql+psycopg://" + raw[len(prefix) :]
+    # Anything else would fail later, in a traceback of its own, on the first connection.
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(f"{name} is not a database URL") from None
+    if url.drivername not in ("postgresql+psycopg", "sqlite"):
+        raise ConfigError(
+            f"{name} must be a PostgreSQL (postgres://, postgresql://) or sqlite:// URL,"
+            f" got a {url.drivername} one"
+        )
     return raw
 
 
 # Durations beyond ten years are mistakes, and far larger ones overflow dates and timers.
 MAX_SECONDS = 10 * 365 * 86_400
 MAX_RETENTION_DAYS = 36_500
+# A login lock is kept with the failure counters, which are forgotten after a day.
+MAX_BACKOFF_SECONDS = 86_400
 
 
 def _int(
@@ -83,7 +97,8 @@ def _origins(raw: str | None) -> list[str]:
     return origins
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A boolean setting: 1/true/yes/on or 0/false/no/off, any case; unset is ``default``."""
     raw = (env.get(name) or "").strip().lower()
     if not raw:
         return default
@@ -121,7 +136,8 @@ def signing_keys(env: Mapping[str, str]) -> list[dict[str, Any]]:
             # Keys are found by kid: a repeated one would hide a key (the signing one, even).
             raise ValueError("two keys share a kid; give each key its own")
     except (ValueError, KeyError, TypeError, AttributeError, PyJWTError) as exc:
-        raise ConfigError(f"JWT_SIGNING_KEYS is not a valid JWK Set: {exc}") from None
+        source = "JWT_SIGNING_KEYS" if env.get("JWT_SIGNING_KEYS") else "JWT_SIGNING_KEYS_FILE"
+        raise ConfigError(f"{source} is not a valid JWK Set: {exc}") from None
     if not keys:
         raise ConfigError("JWT_SIGNING_KEYS holds no key")
     if len({key["alg"] for key in keys}) != 1:
@@ -144,8 +160,8 @@ class Config:
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI, env)
         self.REDIS_URL = env.get("REDIS_URL") or None
         # Heroku Redis serves TLS with a self-signed certificate: it needs this set to false.
-        self.REDIS_TLS_VERIFY = _bool(env, "REDIS_TLS_VERIFY", True)
-        self.READY_REQUIRES_REDIS = _bool(env, "READY_REQUIRES_REDIS", True)
+        self.REDIS_TLS_VERIFY = env_bool(env, "REDIS_TLS_VERIFY", True)
+        self.READY_REQUIRES_REDIS = env_bool(env, "READY_REQUIRES_REDIS", True)
         self.ACCESS_TOKEN_TTL = _int(env, "ACCESS_TOKEN_TTL", 900, minimum=1, maximum=MAX_SECONDS)
         self.REFRESH_TOKEN_TTL = _int(
             env, "REFRESH_TOKEN_TTL", 2_592_000, minimum=1, maximum=MAX_SECONDS
@@ -171,14 +187,14 @@ class Config:
         self.MAX_CONTENT_LENGTH = 64 * 1024
         self.REFRESH_REUSE_INTERVAL = _int(env, "REFRESH_REUSE_INTERVAL", 0, maximum=MAX_SECONDS)
         self.TRUSTED_PROXIES = _int(env, "TRUSTED_PROXIES", 0)
-        self.HSTS = _bool(env, "HSTS", self.APP_ENV == "production")
+        self.HSTS = env_bool(env, "HSTS", self.APP_ENV == "production")
 
         self.JWT_SIGNING_KEYS = signing_keys(env)
         self.JWT_ALGORITHM = self.JWT_SIGNING_KEYS[0]["alg"] if self.JWT_SIGNING_KEYS else "HS256"
         # Only the configured algorithm is accepted: no "none", no HS256 when keys are RSA.
         self.JWT_DECODE_ALGORITHMS = [self.JWT_ALGORITHM]
         self.JWT_TOKEN_LOCATION = ["headers", "cookies"]
-        self.JWT_COOKIE_SECURE = _bool(env, "COOKIE_SECURE", self.APP_ENV != "development")
+        self.JWT_COOKIE_SECURE = env_bool(env, "COOKIE_SECURE", self.APP_ENV != "development")
         self.JWT_COOKIE_SAMESITE = env.get("COOKIE_SAMESITE") or "Lax"
         if self.JWT_COOKIE_SAMESITE not in ("Lax", "Strict", "None"):
             raise ConfigError("COOKIE_SAMESITE must be Lax, Strict or None")
@@ -195,7 +211,7 @@ class Config:
         self.JWT_REFRESH_CSRF_COOKIE_PATH = "/api/v1/auth"
         self.JWT_SESSION_COOKIE = False
 
-        self.RATELIMIT_ENABLED = _bool(env, "RATELIMIT_ENABLED", True)
+        self.RATELIMIT_ENABLED = env_bool(env, "RATELIMIT_ENABLED", True)
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
         self.RATELIMIT_STRATEGY = "sliding-window-counter"
         self.RATELIMIT_KEY_PREFIX = "warden-rl"
@@ -223,12 +239,12 @@ class Config:
             env, "LOGIN_FREE_FAILURES_PER_ACCOUNT", 20, minimum=1
         )
         self.LOGIN_BACKOFF_CAP_IP = _int(
-            env, "LOGIN_BACKOFF_CAP_IP", 900, minimum=1, maximum=MAX_SECONDS
+            env, "LOGIN_BACKOFF_CAP_IP", 900, minimum=1, maximum=MAX_BACKOFF_SECONDS
         )
         self.LOGIN_BACKOFF_CAP_ACCOUNT = _int(
-            env, "LOGIN_BACKOFF_CAP_ACCOUNT", 300, minimum=1, maximum=MAX_SECONDS
+            env, "LOGIN_BACKOFF_CAP_ACCOUNT", 300, minimum=1, maximum=MAX_BACKOFF_SECONDS
         )
-        self.PASSWORD_CHECK_BREACHED = _bool(env, "PASSWORD_CHECK_BREACHED", True)
+        self.PASSWORD_CHECK_BREACHED = env_bool(env, "PASSWORD_CHECK_BREACHED", True)
 
         self.MAIL_BACKEND = (
             env.get("MAIL_BACKEND") or ("smtp" if self.APP_ENV == "production" else "console")
@@ -239,13 +255,13 @@ class Config:
         self.MAIL_PORT = _int(env, "MAIL_PORT", 587, minimum=1, maximum=65_535)
         self.MAIL_USERNAME = env.get("MAIL_USERNAME") or None
         self.MAIL_PASSWORD = env.get("MAIL_PASSWORD") or None
-        self.MAIL_USE_TLS = _bool(env, "MAIL_USE_TLS", True)
+        self.MAIL_USE_TLS = env_bool(env, "MAIL_USE_TLS", True)
         self.MAIL_FROM = env.get("MAIL_FROM") or "Warden <no-reply@localhost>"
         self.MAIL_TIMEOUT = _int(env, "MAIL_TIMEOUT", 10, minimum=1, maximum=3_600)
         self.FRONTEND_URL = (env.get("FRONTEND_URL") or "http://localhost:3000").rstrip("/")
         self.FRONTEND_URL_SET = bool(env.get("FRONTEND_URL"))
-        self.REQUIRE_VERIFIED_EMAIL = _bool(env, "REQUIRE_VERIFIED_EMAIL", False)
-        self.REGISTRATION_ENUMERATION_SAFE = _bool(env, "REGISTRATION_ENUMERATION_SAFE", False)
+        self.REQUIRE_VERIFIED_EMAIL = env_bool(env, "REQUIRE_VERIFIED_EMAIL", False)
+        self.REGISTRATION_ENUMERATION_SAFE = env_bool(env, "REGISTRATION_ENUMERATION_SAFE", False)
         self.VERIFY_TOKEN_TTL = _int(
             env, "VERIFY_TOKEN_TTL", 86_400, minimum=60, maximum=MAX_SECONDS
         )
@@ -281,9 +297,12 @@ class Config:
             raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
         for name in RATELIMIT_SETTINGS:
             try:
-                parse_many(getattr(self, name))
+                limits = parse_many(getattr(self, name))
             except ValueError:
                 raise ConfigError(f"{name} is not a valid limit, e.g. '10 per minute'") from None
+            if any(limit.amount < 1 for limit in limits):
+                # "0 per minute" would refuse every request it covers.
+                raise ConfigError(f"{name} must allow at least 1 request per period")
 
 
 def engine_options(url: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -308,7 +327,7 @@ def engine_options(url: str, env: Mapping[str, str] | None = None) -> dict[str, 
         "keepalives_count": 3,
         "tcp_user_timeout": 30_000,
     }
-    if _bool(env, "DB_PGBOUNCER", False):
+    if env_bool(env, "DB_PGBOUNCER", False):
         # PgBouncer in transaction mode keeps no server-side prepared statements, and may
         # refuse startup options: set statement_timeout on the database role instead.
         connect_args["prepare_threshold"] = None
@@ -317,7 +336,7 @@ def engine_options(url: str, env: Mapping[str, str] | None = None) -> dict[str, 
     return {
         # A dead pooled connection is found by a look at its socket on checkout
         # (core/db_liveness.py); DB_PRE_PING=true adds a round trip to the server as well.
-        "pool_pre_ping": _bool(env, "DB_PRE_PING", False),
+        "pool_pre_ping": env_bool(env, "DB_PRE_PING", False),
         "pool_timeout": 2,
         "pool_size": _int(env, "DB_POOL_SIZE", 5, minimum=1),
         "max_overflow": _int(env, "DB_MAX_OVERFLOW", 10, minimum=0),
@@ -328,7 +347,7 @@ def engine_options(url: str, env: Mapping[str, str] | None = None) -> dict[str, 
 
 def redis_tls_options(url: str | None, *, verify: bool) -> dict[str, Any]:
     """Client options for a rediss:// URL whose certificate should not be verified."""
-    if url and url.startswith("rediss://") and not verify:
+    if url and url.lower().startswith("rediss://") and not verify:
         return {"ssl_cert_reqs": None}
     return {}
 
@@ -349,7 +368,7 @@ class TestingConfig(Config):
         env = os.environ if env is None else env
         super().__init__(env)
         self.SQLALCHEMY_DATABASE_URI = database_url(
-            env.get("TEST_DATABASE_URL") or "sqlite:///:memory:"
+            env.get("TEST_DATABASE_URL") or "sqlite:///:memory:", "TEST_DATABASE_URL"
         )
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI, env)
         self.REDIS_URL = env.get("TEST_REDIS_URL") or None

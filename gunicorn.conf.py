@@ -12,32 +12,30 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # project module (and so prometheus-client) is imported, here and in every worker.
 PROMETHEUS_DIR = os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR",
-    str(Path(tempfile.gettempdir()) / f"warden-prometheus-{os.environ.get('PORT', '8000')}"),
+    str(Path(tempfile.gettempdir()) / f"warden-prometheus-{os.environ.get('PORT') or '8000'}"),
 )
 os.makedirs(PROMETHEUS_DIR, exist_ok=True)
 
-from config import ConfigError, load_config  # noqa: E402
+from config import ConfigError, env_bool, load_config  # noqa: E402
 
 # Refuse to start, in one line, when the configuration is unsafe (before any worker boots).
 try:
     settings = load_config()
+    # The app writes one JSON line per request itself; GUNICORN_ACCESS_LOG=1 adds gunicorn's.
+    ACCESS_LOG = env_bool(os.environ, "GUNICORN_ACCESS_LOG", False)
 except ConfigError as exc:
     sys.exit(f"warden: configuration error: {exc}")
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
+bind = f"{os.environ.get('HOST') or '0.0.0.0'}:{settings.PORT}"  # noqa: S104
 # gunicorn 27's control socket (for gunicornc) defaults to one path per user: a second
 # instance on the same machine would take it over, and stopping either would remove it.
-control_socket = str(
-    Path(tempfile.gettempdir()) / f"warden-gunicorn-{os.environ.get('PORT', '8000')}.ctl"
-)
+control_socket = str(Path(tempfile.gettempdir()) / f"warden-gunicorn-{settings.PORT}.ctl")
 workers = settings.WEB_CONCURRENCY
 worker_class = "sync"
 timeout = 30
 # Heroku sends SIGKILL 30 s after SIGTERM; in-flight requests get 25 s to finish.
 graceful_timeout = 25
 keepalive = 5
-# The app writes one JSON line per request itself; GUNICORN_ACCESS_LOG=1 adds gunicorn's.
-ACCESS_LOG = (os.environ.get("GUNICORN_ACCESS_LOG") or "").lower() in ("1", "true", "yes", "on")
 accesslog = "-" if ACCESS_LOG else None
 # No Referer: a page on the API's origin could carry a mailed link's token in it.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'

@@ -154,6 +154,37 @@ def test_gunicorn_refuses_to_start_with_one_line(tmp_path: Path) -> None:
     assert lines == ["warden: configuration error: JWT_SECRET_KEY is required in production"]
 
 
+def test_a_signing_key_file_is_named_in_its_error(tmp_path: Path) -> None:
+    keys = tmp_path / "jwks.json"
+    keys.write_text("not json")
+    with pytest.raises(ConfigError, match=r"^JWT_SIGNING_KEYS_FILE is not a valid JWK Set"):
+        load_config({"JWT_SIGNING_KEYS_FILE": str(keys)})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GUNICORN_ACCESS_LOG": "maybe"}, "GUNICORN_ACCESS_LOG must be true or false"),
+        ({"PORT": "eighty"}, "PORT must be an integer"),
+    ],
+)
+def test_gunicorn_settings_are_checked_like_the_apps(
+    env: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--check-config"],
+        cwd=ROOT,
+        env={**os.environ, "APP_ENV": "development", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"warden: configuration error: {message}, got {env[next(iter(env))]!r}"]
+
+
 def test_flask_commands_refuse_bad_config_in_one_line() -> None:
     env = {key: value for key, value in os.environ.items() if not key.endswith("SECRET_KEY")}
     env.update(APP_ENV="production", SECRET_KEY=STRONG)
@@ -189,6 +220,13 @@ def test_flask_commands_refuse_bad_config_in_one_line() -> None:
         ({"CORS_ORIGINS": "https://.*\\.example\\.com"}, "CORS_ORIGINS must list exact"),
         ({"CORS_ORIGINS": "https://app.example.com/"}, "CORS_ORIGINS must list exact origins"),
         ({"COOKIE_SAMESITE": "None", "COOKIE_SECURE": "false"}, "COOKIE_SAMESITE=None needs"),
+        # Used to pass, then fail on the first connection with a traceback of its own.
+        ({"DATABASE_URL": "mysql://u@host/db"}, "DATABASE_URL must be a PostgreSQL"),
+        ({"DATABASE_URL": "garbage"}, "DATABASE_URL is not a database URL"),
+        # A lock outliving the failure counters (one day) would vanish with them.
+        ({"LOGIN_BACKOFF_CAP_IP": "86401"}, "LOGIN_BACKOFF_CAP_IP must be at most 86400"),
+        ({"RATELIMIT_DEFAULT": "0 per minute"}, "RATELIMIT_DEFAULT must allow at least 1"),
+        ({"JWT_SIGNING_KEYS": "[]"}, "JWT_SIGNING_KEYS is not a valid JWK Set"),
     ],
 )
 def test_more_bad_settings_are_refused(env: dict[str, str], message: str) -> None:
