@@ -38,6 +38,9 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config.from_object(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # "//" in a path is a 404 like any unknown path, not a redirect to a Location built
+    # from the Host header.
+    app.url_map.merge_slashes = False
     configure_logging(app)
     trust_proxies(app)
     register_request_hooks(app)  # first, so even a rate-limited request gets its id

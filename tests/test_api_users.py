@@ -368,3 +368,30 @@ def test_a_password_change_to_the_same_password_is_refused(
     assert body["errors"] == {"new_password": ["Must differ from the current password."]}
     # Nothing happened: the token still works.
     assert client.get("/api/v1/users/me", headers=user_headers).status_code == 200
+
+
+def test_a_password_in_another_unicode_spelling_is_the_same_password(
+    client: FlaskClient, make_user: MakeUser, login: Login
+) -> None:
+    user = make_user(password="Ko\u0308nig-Fjord-Swan-47")
+    headers = bearer(login(user.email, "Ko\u0308nig-Fjord-Swan-47")["access_token"])
+    response = client.post(
+        "/api/v1/users/me/password",
+        json={
+            "current_password": "Ko\u0308nig-Fjord-Swan-47",
+            "new_password": "König-Fjord-Swan-47",
+        },
+        headers=headers,
+    )
+    assert_problem(response, 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    "email", ["\u212aate@example.com", "\uff46ull@example.com", "o\ufb03ce@example.com"]
+)
+def test_look_alike_addresses_are_refused(client: FlaskClient, email: str) -> None:
+    response = client.post(
+        "/api/v1/auth/register", json={"email": email, "password": "tangerine oboe winter 42"}
+    )
+    body = assert_problem(response, 422, "validation_error")
+    assert "look-alike" in body["errors"]["email"][0]

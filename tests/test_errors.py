@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import json
 import logging
@@ -277,3 +278,48 @@ def test_a_csrf_header_that_is_not_ascii_is_a_mismatch(client: FlaskClient, make
         "/api/v1/users/me", json={"full_name": "Ann"}, headers={"X-CSRF-TOKEN": "caf\u00e9"}
     )
     assert_problem(response, 403, "csrf_failed")
+
+
+def test_a_double_slash_is_not_found_not_redirected(client: FlaskClient) -> None:
+    response = client.post(
+        "/api/v1//auth/login", json={}, headers={"Host": "evil.example"}, follow_redirects=False
+    )
+    assert_problem(response, 404, "not_found")
+    assert "Location" not in response.headers
+
+
+def test_a_compressed_body_is_refused(client: FlaskClient) -> None:
+    body = gzip.compress(json.dumps({"email": "a@example.com", "password": "x" * 12}).encode())
+    response = client.post(
+        "/api/v1/auth/login",
+        data=body,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert_problem(response, 415, "unsupported_media_type")
+
+
+def test_unknown_query_parameters_are_refused_everywhere_in_the_api(
+    client: FlaskClient, user_headers: dict[str, str]
+) -> None:
+    for method, path in (
+        ("GET", "/api/v1/users/me?role=admin"),
+        ("GET", "/api/v1/auth/sessions?x=1"),
+        ("POST", "/api/v1/auth/password/forgot?x=1"),
+    ):
+        response = client.open(
+            path, method=method, json={"email": "a@example.com"}, headers=user_headers
+        )
+        body = assert_problem(response, 422, "validation_error")
+        assert list(body["errors"]) == [path.split("?")[1].split("=")[0]], path
+    # Probes and discovery documents tolerate a cache buster.
+    assert client.get("/health/live?cachebust=1").status_code == 200
+    assert client.get("/.well-known/jwks.json?v=2").status_code == 200
+
+
+def test_a_repeated_query_parameter_is_refused(
+    client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    response = client.get("/api/v1/users?limit=1&limit=2", headers=admin_headers)
+    body = assert_problem(response, 422, "validation_error")
+    assert body["errors"] == {"limit": ["Give this parameter once."]}
+    assert client.get("/api/v1/users?limit=1", headers=admin_headers).status_code == 200

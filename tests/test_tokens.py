@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jwt as pyjwt
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -152,3 +153,22 @@ def test_token_failures_carry_a_bearer_challenge(
     )
     assert_problem(login, 401, "invalid_credentials")
     assert "WWW-Authenticate" not in login.headers
+
+
+@pytest.mark.parametrize(
+    ("jti", "code"),
+    [("a\x00", "token_revoked"), ("j" * 5000, "token_revoked"), (7, "invalid_token")],
+)
+def test_a_signed_refresh_token_with_an_odd_jti_is_refused(
+    app: Flask,
+    client: FlaskClient,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+    jti: object,
+    code: str,
+) -> None:
+    # Only a holder of the signing key can make one: still a 401, never a 500.
+    claims = _claims(login(make_user().email)["refresh_token"], app)
+    forged = pyjwt.encode({**claims, "jti": jti}, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+    response = client.post("/api/v1/auth/refresh", headers=bearer(forged))
+    assert_problem(response, 401, code)  # PyJWT itself refuses a jti that is no string

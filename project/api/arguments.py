@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from functools import wraps
 from typing import Any, NoReturn
 
 import flask
@@ -46,6 +47,31 @@ def _unstorable_fields(value: Any, field: str | None = None) -> Iterator[str]:
             yield from _unstorable_fields(item, field)
 
 
+def _refuse_repeated(schema: ma.Schema, req: flask.Request) -> None:
+    """A parameter given twice must be a list: taking the first value (webargs' way) would
+    differ from a proxy or filter that reads the last."""
+    by_key = {field.data_key or name: field for name, field in schema.load_fields.items()}
+    repeated = sorted(
+        key
+        for key, values in req.args.lists()
+        if len(values) > 1 and not isinstance(by_key.get(key), ma.fields.List)
+    )
+    if repeated:
+        raise invalid({key: ["Give this parameter once."] for key in repeated})
+
+
+def refuse_query(view: Any) -> Any:
+    """Wrap a view that takes no query parameters so that any given is refused (422)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if flask.request.args:
+            raise invalid({key: ["Unknown field."] for key in flask.request.args})
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 class StrictParser(FlaskParser):
     """Reject unknown fields everywhere, and speak the problem+json error shape."""
 
@@ -71,6 +97,8 @@ class StrictParser(FlaskParser):
             self._handle_invalid_json_error(exc, req)
 
     def _load_location_data(self, *, schema: ma.Schema, req: flask.Request, location: str) -> Any:
+        if location in ("query", "querystring"):
+            _refuse_repeated(schema, req)
         data = super()._load_location_data(schema=schema, req=req, location=location)
         # PostgreSQL text cannot hold NUL, and no driver can encode a lone surrogate (JSON
         # may escape one): refuse them here rather than fail in the database or bcrypt.
@@ -127,9 +155,13 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
 
     ARGUMENTS_PARSER = StrictParser()
 
-    def __init__(self, *args: Any, rate_limited: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, rate_limited: bool = True, strict_query: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.rate_limited = rate_limited
+        # Probes and discovery documents tolerate cache-busting parameters; the API does not.
+        self.strict_query = strict_query
 
     def route(self, rule: str, *, parameters: Any = None, tags: Any = None, **options: Any) -> Any:
         """Register a view, completing its OpenAPI description."""
@@ -145,6 +177,8 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
                 shared |= BODY_RESPONSES
             for status, name in shared.items():
                 responses.setdefault(status, []).append(name)
+            if self.strict_query and "query" not in locations:
+                func = refuse_query(func)
             return register(func)
 
         return decorator

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from copy import deepcopy
@@ -31,6 +32,7 @@ from project.services import auth as auth_service
 from project.services.client import ClientInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
+TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Either a Bearer token, or the cookie with the CSRF header (cookie mode).
 ACCESS_SECURITY: list[dict[str, list[str]]] = [
     {"bearerAuth": []},
@@ -164,6 +166,7 @@ def refresh_token_required(view: F) -> F:
         verify_jwt_in_request(refresh=True, skip_revocation_check=True)
         # Parsing the ids here answers a malformed one with 401 before the view runs.
         context.bind(user_id=str(current_user_id()))
+        current_token_id()
         return view(*args, **kwargs)
 
     _document(wrapper, 401, 403, security=REFRESH_SECURITY)
@@ -200,8 +203,12 @@ def current_session_id() -> uuid.UUID:
 
 
 def current_token_id() -> str:
-    """Return the ``jti`` of the verified token."""
-    return str(get_jwt()["jti"])
+    """Return the ``jti`` of the verified token; one Warden never issues names no session."""
+    jti = get_jwt().get("jti")
+    # Warden issues UUIDs; the column holds 64 characters and PostgreSQL text no NUL.
+    if not isinstance(jti, str) or not TOKEN_ID.fullmatch(jti):
+        raise errors.TokenRevoked("This session has ended.")
+    return jti
 
 
 def came_in_cookie() -> bool:

@@ -8,7 +8,12 @@ from project.api.arguments import Blueprint
 from project.services import health
 
 blp = Blueprint(
-    "health", __name__, url_prefix="/health", description="Health probes", rate_limited=False
+    "health",
+    __name__,
+    url_prefix="/health",
+    description="Health probes",
+    rate_limited=False,
+    strict_query=False,
 )
 
 

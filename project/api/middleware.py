@@ -46,6 +46,13 @@ def start_request() -> None:
     )
 
 
+def refuse_encoded_body() -> None:
+    """Refuse a compressed body: Warden would read the compressed bytes as they are."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise errors.UnsupportedMediaType("Send the body without Content-Encoding.")
+
+
 def read_streamed_body() -> None:
     """Read a chunked body now: a broken one is 400, one past the limit 413.
 
@@ -152,6 +159,7 @@ def register_request_hooks(app: Flask) -> None:
     app.session_interface = NoCookieSession()
     app.before_request(start_request)
     app.before_request(normalize_auth_scheme)
+    app.before_request(refuse_encoded_body)
     app.before_request(read_streamed_body)
     app.after_request(finish_request)
     app.teardown_request(clear_context)

@@ -10,7 +10,12 @@ from project.api.arguments import Blueprint
 from project.api.auth import key_set
 
 blp = Blueprint(
-    "wellknown", __name__, url_prefix="/.well-known", description="Discovery", rate_limited=False
+    "wellknown",
+    __name__,
+    url_prefix="/.well-known",
+    description="Discovery",
+    rate_limited=False,
+    strict_query=False,
 )
 
 

@@ -21,6 +21,11 @@ def _prepare(password: str) -> bytes:
     return base64.b64encode(hashlib.sha256(normalized).digest())
 
 
+def same_password(first: str, second: str) -> bool:
+    """Whether two passwords are one and the same once normalized as they are hashed."""
+    return unicodedata.normalize("NFKC", first) == unicodedata.normalize("NFKC", second)
+
+
 def hash_password(password: str, *, rounds: int) -> str:
     """Return a bcrypt hash of ``password`` at cost ``rounds``."""
     return bcrypt.hashpw(_prepare(password), bcrypt.gensalt(rounds)).decode("ascii")

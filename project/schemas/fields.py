@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,9 @@ from project.core.emails import normalize_email
 MAX_EMAIL_LENGTH = 254
 
 
+LOOK_ALIKE = "Use the address's standard characters (no full-width or look-alike letters)."
+
+
 class TrimmedEmail(fields.Email):
     """An email address with surrounding white space removed before validation."""
 
@@ -26,6 +30,10 @@ class TrimmedEmail(fields.Email):
             # Stored lower-cased too, and lower() can lengthen text ("İ" becomes two).
             if len(normalize_email(value)) > MAX_EMAIL_LENGTH:
                 raise ValidationError(f"Longer than {MAX_EMAIL_LENGTH} characters.")
+            # A compatibility character (the Kelvin sign, full-width letters) lower-cases to
+            # its look-alike: "\u212aate@x" would claim kate@x's address for another mailbox.
+            if unicodedata.normalize("NFKC", value) != value:
+                raise ValidationError(LOOK_ALIKE)
         return super()._deserialize(value, attr, data, **kwargs)
 
 

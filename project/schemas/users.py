@@ -2,6 +2,7 @@
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from project.core.security import same_password
 from project.models import Role
 from project.schemas.fields import MAX_EMAIL_LENGTH, Cursor, TrimmedEmail, TrimmedString
 
@@ -50,7 +51,9 @@ class PasswordChangeSchema(Schema):
     def new_differs(self, data: dict[str, object], **_kwargs: object) -> None:
         """The new password must not be the current one."""
         # Keeping it would still end every other session and mail a change notice.
-        if data.get("new_password") == data.get("current_password"):
+        new, current = data.get("new_password"), data.get("current_password")
+        # Compared as they are hashed (core/security.py): NFKC, so no spelling slips past.
+        if isinstance(new, str) and isinstance(current, str) and same_password(new, current):
             raise ValidationError("Must differ from the current password.", "new_password")
 
 
