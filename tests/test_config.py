@@ -140,8 +140,15 @@ def test_gunicorn_refuses_to_start_with_one_line(tmp_path: Path) -> None:
         if key not in ("SECRET_KEY", "JWT_SECRET_KEY", "DATABASE_URL")
     }
     env.update(APP_ENV="production", SECRET_KEY=STRONG, PORT="0")
+    assert gunicorn_refusal(env, "wsgi:app") == [
+        "warden: configuration error: JWT_SECRET_KEY is required in production"
+    ]
+
+
+def gunicorn_refusal(env: dict[str, str], *args: str) -> list[str]:
+    """Start gunicorn with Warden's config in ``env``; it must fail: its stderr lines."""
     result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
+        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -150,8 +157,7 @@ def test_gunicorn_refuses_to_start_with_one_line(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines == ["warden: configuration error: JWT_SECRET_KEY is required in production"]
+    return [line for line in result.stderr.splitlines() if line.strip()]
 
 
 def test_a_signing_key_file_is_named_in_its_error(tmp_path: Path) -> None:
@@ -168,20 +174,8 @@ def test_a_signing_key_file_is_named_in_its_error(tmp_path: Path) -> None:
         ({"PORT": "eighty"}, "PORT must be an integer"),
     ],
 )
-def test_gunicorn_settings_are_checked_like_the_apps(
-    env: dict[str, str], message: str, tmp_path: Path
-) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--check-config"],
-        cwd=ROOT,
-        env={**os.environ, "APP_ENV": "development", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+def test_gunicorn_settings_are_checked_like_the_apps(env: dict[str, str], message: str) -> None:
+    lines = gunicorn_refusal({**os.environ, "APP_ENV": "development", **env}, "--check-config")
     assert lines == [f"warden: configuration error: {message}, got {env[next(iter(env))]!r}"]
 
 
