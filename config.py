@@ -39,15 +39,16 @@ def database_url(raw: str | None, name: str = "DATABASE_URL") -> str:
     """Return a SQLAlchemy URL for psycopg 3, accepting Heroku's postgres:// form."""
     if not raw:
         return f"sqlite:///{BASE_DIR / 'instance' / 'warden.db'}"
-    for prefix in ("postgres://", "postgresql://"):
-        if raw.startswith(prefix):
-            raw = "postgresql+psycopg://" + raw[len(prefix) :]
+    scheme, separator, rest = raw.partition("://")
+    # Heroku's postgres://, plain postgresql:// and a psycopg2 URL all mean psycopg 3 here.
+    if separator and scheme.lower() in ("postgres", "postgresql", "postgresql+psycopg2"):
+        raw = "postgresql+psycopg://" + rest
     # Anything else would fail later, in a traceback of its own, on the first connection.
     try:
         url = make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(f"{name} is not a database URL") from None
-    if url.drivername not in ("postgresql+psycopg", "sqlite"):
+    if url.drivername not in ("postgresql+psycopg", "sqlite", "sqlite+pysqlite"):
         raise ConfigError(
             f"{name} must be a PostgreSQL (postgres://, postgresql://) or sqlite:// URL,"
             f" got a {url.drivername} one"

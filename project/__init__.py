@@ -93,6 +93,7 @@ def register_extensions(app: Flask) -> None:
             "X-RateLimit-Limit",
             "X-RateLimit-Remaining",
             "X-RateLimit-Reset",
+            "WWW-Authenticate",
         ],
     )
     api.init_app(app)

@@ -395,3 +395,16 @@ def test_look_alike_addresses_are_refused(client: FlaskClient, email: str) -> No
     )
     body = assert_problem(response, 422, "validation_error")
     assert "look-alike" in body["errors"]["email"][0]
+
+
+def test_an_account_registered_before_the_look_alike_check_still_signs_in(
+    client: FlaskClient, make_user: MakeUser
+) -> None:
+    # Created directly, as an older release let it register.
+    user = make_user(email="taro\uff11@example.jp")
+    response = client.post(
+        "/api/v1/auth/login", json={"email": "taro\uff11@example.jp", "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.json
+    forgot = client.post("/api/v1/auth/password/forgot", json={"email": user.email})
+    assert forgot.status_code == 202

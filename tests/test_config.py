@@ -22,6 +22,12 @@ STRONG = "s" * 32
         ("postgresql://u@host/db", "postgresql+psycopg://u@host/db"),
         ("postgresql+psycopg://u@host/db", "postgresql+psycopg://u@host/db"),
         ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+        ("sqlite+pysqlite:///x.db", "sqlite+pysqlite:///x.db"),
+        ("POSTGRES://u@host/db", "postgresql+psycopg://u@host/db"),
+        (
+            "postgresql+psycopg2://u@host/db?sslmode=require",
+            "postgresql+psycopg://u@host/db?sslmode=require",
+        ),
     ],
 )
 def test_database_url_accepts_heroku_style(raw: str, expected: str) -> None:
@@ -217,6 +223,7 @@ def test_flask_commands_refuse_bad_config_in_one_line() -> None:
         # Used to pass, then fail on the first connection with a traceback of its own.
         ({"DATABASE_URL": "mysql://u@host/db"}, "DATABASE_URL must be a PostgreSQL"),
         ({"DATABASE_URL": "garbage"}, "DATABASE_URL is not a database URL"),
+        ({"DATABASE_URL": "postgresql://u@h:x/db"}, "DATABASE_URL is not a database URL"),
         # A lock outliving the failure counters (one day) would vanish with them.
         ({"LOGIN_BACKOFF_CAP_IP": "86401"}, "LOGIN_BACKOFF_CAP_IP must be at most 86400"),
         ({"RATELIMIT_DEFAULT": "0 per minute"}, "RATELIMIT_DEFAULT must allow at least 1"),

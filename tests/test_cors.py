@@ -23,6 +23,7 @@ def test_allowed_origin_gets_cors_headers() -> None:
     response = client.get("/api/v1/openapi.json", headers={"Origin": ALLOWED})
     assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
     assert "X-Request-ID" in response.headers["Access-Control-Expose-Headers"]
+    assert "WWW-Authenticate" in response.headers["Access-Control-Expose-Headers"]
 
 
 def test_other_origins_get_nothing() -> None:

@@ -129,6 +129,10 @@ def test_the_bearer_scheme_is_case_insensitive(
     for scheme in ("bearer", "BEARER", "bEaReR"):
         response = client.get("/api/v1/users/me", headers={"Authorization": f"{scheme} {token}"})
         assert response.status_code == 200, (scheme, response.json)
+    # Without a token, either case is the same malformed header.
+    lower = client.get("/api/v1/users/me", headers={"Authorization": "bearer"})
+    upper = client.get("/api/v1/users/me", headers={"Authorization": "Bearer"})
+    assert lower.json["code"] == upper.json["code"]
     # Another scheme is still no token at all.
     response = client.get("/api/v1/users/me", headers={"Authorization": f"Bearerx {token}"})
     assert_problem(response, 401, "authorization_required")

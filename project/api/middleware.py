@@ -20,7 +20,7 @@ from project.services.client import clean_ip, clean_user_agent
 
 logger = logging.getLogger("warden.request")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-BEARER_SCHEME = re.compile(r"(^\s*|,\s*)bearer(?=\s)", re.IGNORECASE)
+BEARER_SCHEME = re.compile(r"(^\s*|,\s*)bearer(?=\s|,|$)", re.IGNORECASE)
 DOCS_PATHS = ("/api/v1/openapi.json", "/api/v1/docs", "/api/v1/redoc")
 METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

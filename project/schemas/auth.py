@@ -4,7 +4,7 @@ import enum
 
 from marshmallow import Schema, fields, validate
 
-from project.schemas.fields import MAX_EMAIL_LENGTH, TrimmedEmail, TrimmedString
+from project.schemas.fields import MAX_EMAIL_LENGTH, NewEmail, TrimmedEmail, TrimmedString
 from project.schemas.users import PASSWORD
 from project.services.sessions import LogoutScope
 
@@ -19,7 +19,7 @@ class TokenDelivery(enum.StrEnum):
 class RegisterSchema(Schema):
     """A new account."""
 
-    email = TrimmedEmail(required=True, validate=validate.Length(max=MAX_EMAIL_LENGTH))
+    email = NewEmail(required=True, validate=validate.Length(max=MAX_EMAIL_LENGTH))
     password = fields.String(required=True, load_only=True, validate=PASSWORD)
     full_name = TrimmedString(validate=validate.Length(max=200), allow_none=True)
 

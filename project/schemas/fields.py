@@ -18,7 +18,10 @@ from project.core.emails import normalize_email
 MAX_EMAIL_LENGTH = 254
 
 
-LOOK_ALIKE = "Use the address's standard characters (no full-width or look-alike letters)."
+LOOK_ALIKE = (
+    "Use the address in its standard Unicode form (composed accents; no full-width or"
+    " look-alike letters)."
+)
 
 
 class TrimmedEmail(fields.Email):
@@ -30,9 +33,21 @@ class TrimmedEmail(fields.Email):
             # Stored lower-cased too, and lower() can lengthen text ("İ" becomes two).
             if len(normalize_email(value)) > MAX_EMAIL_LENGTH:
                 raise ValidationError(f"Longer than {MAX_EMAIL_LENGTH} characters.")
-            # A compatibility character (the Kelvin sign, full-width letters) lower-cases to
-            # its look-alike: "\u212aate@x" would claim kate@x's address for another mailbox.
-            if unicodedata.normalize("NFKC", value) != value:
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class NewEmail(TrimmedEmail):
+    """An address being claimed (registration, email change): in its standard Unicode form.
+
+    A compatibility character (the Kelvin sign, full-width letters) lower-cases to its
+    look-alike: "\u212aate@x" would claim kate@x's address for another mailbox. Only where
+    an address is claimed: an account registered before this check still logs in.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            address = value.strip()
+            if unicodedata.normalize("NFKC", address) != address:
                 raise ValidationError(LOOK_ALIKE)
         return super()._deserialize(value, attr, data, **kwargs)
 

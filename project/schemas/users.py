@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from project.core.security import same_password
 from project.models import Role
-from project.schemas.fields import MAX_EMAIL_LENGTH, Cursor, TrimmedEmail, TrimmedString
+from project.schemas.fields import MAX_EMAIL_LENGTH, Cursor, NewEmail, TrimmedString
 
 PASSWORD = validate.Length(min=8, max=128)
 
@@ -26,7 +26,7 @@ class ProfileUpdateSchema(Schema):
     """Fields a user may change on their own profile; a new email needs the password."""
 
     full_name = TrimmedString(validate=validate.Length(max=200), allow_none=True)
-    email = TrimmedEmail(
+    email = NewEmail(
         validate=validate.Length(max=MAX_EMAIL_LENGTH),
         metadata={"description": "Takes effect once confirmed from the new address"},
     )
