@@ -164,7 +164,8 @@ def refresh_token_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         verify_jwt_in_request(refresh=True, skip_revocation_check=True)
-        # Parsing the ids here answers a malformed one with 401 before the view runs.
+        # Parsing the ids and the token id here answers a malformed one with 401 before the
+        # view runs (the rotation would hand a bad jti to the database).
         context.bind(user_id=str(current_user_id()))
         current_token_id()
         return view(*args, **kwargs)

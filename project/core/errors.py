@@ -34,11 +34,31 @@ class AppError(Exception):
 AppError.registry.append(AppError)
 
 
-def error(code: str, status: int, title: str, description: str) -> type[AppError]:
+def error(
+    code: str,
+    status: int,
+    title: str,
+    description: str,
+    *,
+    status_text: str | None = None,
+    challenge: str | None = None,
+) -> type[AppError]:
     """Define and register an AppError subclass."""
     name = "".join(part.title() for part in code.split("_")) + "Error"
-    attrs = {"code": code, "status": status, "title": title, "description": description}
+    attrs = {
+        "code": code,
+        "status": status,
+        "title": title,
+        "description": description,
+        "status_text": status_text,
+        "challenge": challenge,
+    }
     return type(name, (AppError,), attrs)
+
+
+# RFC 6750 challenges: no token came, or the one that came was refused.
+MISSING_TOKEN = 'Bearer realm="warden"'
+REFUSED_TOKEN = 'Bearer realm="warden", error="invalid_token"'
 
 
 BadRequest = error("bad_request", 400, "Bad request", "The request could not be understood.")
@@ -47,8 +67,8 @@ HttpError = error(
     400,
     "HTTP error",
     "Another protocol-level error (e.g. 406, 410, 428); `status` carries the real status.",
+    status_text="4xx (the real one)",
 )
-HttpError.status_text = "4xx (the real one)"
 InvalidJson = error("invalid_json", 400, "Malformed JSON", "The body is not valid JSON.")
 InvalidCredentials = error(
     "invalid_credentials",
@@ -61,12 +81,14 @@ AuthorizationRequired = error(
     401,
     "Authorization required",
     "The request carries no token where one is needed.",
+    challenge=MISSING_TOKEN,
 )
 InvalidToken = error(
     "invalid_token",
     401,
     "Invalid token",
     "The token is malformed, badly signed, signed by an unknown key, or of the wrong type.",
+    challenge=REFUSED_TOKEN,
 )
 InvalidOneTimeToken = error(
     "invalid_token",
@@ -75,23 +97,27 @@ InvalidOneTimeToken = error(
     "A one-time token (email verification, password reset, email change) is wrong, used "
     "or expired; which one is not said.",
 )
-TokenExpired = error("token_expired", 401, "Token expired", "The token's lifetime is over.")
+TokenExpired = error(
+    "token_expired",
+    401,
+    "Token expired",
+    "The token's lifetime is over.",
+    challenge=REFUSED_TOKEN,
+)
 TokenRevoked = error(
     "token_revoked",
     401,
     "Token revoked",
     "The session ended, the user is gone or disabled, or a security change voided the token.",
+    challenge=REFUSED_TOKEN,
 )
 RefreshTokenReused = error(
     "refresh_token_reused",
     401,
     "Refresh token reused",
     "A refresh token was presented again after rotation; the whole session was revoked.",
+    challenge=REFUSED_TOKEN,
 )
-AuthorizationRequired.challenge = 'Bearer realm="warden"'
-for _rejected in (InvalidToken, TokenExpired, TokenRevoked, RefreshTokenReused):
-    _rejected.challenge = 'Bearer realm="warden", error="invalid_token"'
-
 AccountDisabled = error(
     "account_disabled", 403, "Account disabled", "The account was deactivated by an admin."
 )

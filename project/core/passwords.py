@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gzip
-import unicodedata
 from functools import lru_cache
 from importlib import resources
+
+from project.core.security import normalized
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128
@@ -25,7 +26,7 @@ def password_problems(password: str, *, email: str, check_breached: bool = True)
     """Return why ``password`` is unacceptable for the account ``email`` (empty when fine)."""
     # Judge the password that is hashed (security.py hashes the NFKC form): the full-width
     # forms of "password123" are "password123" once normalized.
-    password = unicodedata.normalize("NFKC", password)
+    password = normalized(password)
     problems = []
     if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
         problems.append(f"Use {MIN_LENGTH} to {MAX_LENGTH} characters.")

@@ -10,20 +10,26 @@ from functools import lru_cache
 import bcrypt
 
 
+def normalized(password: str) -> str:
+    """The form of a password that is hashed, judged and compared: NFKC.
+
+    NFKC makes the same password typed on different keyboards compare equal.
+    """
+    return unicodedata.normalize("NFKC", password)
+
+
 def _prepare(password: str) -> bytes:
     """Turn any password into 44 bytes bcrypt can take whole.
 
     bcrypt reads only 72 bytes, so two long passwords sharing a prefix would collide.
     Hashing first with SHA-256 (base64, so no NUL byte) keeps every character significant.
-    NFKC makes the same password typed on different keyboards compare equal.
     """
-    normalized = unicodedata.normalize("NFKC", password).encode("utf-8")
-    return base64.b64encode(hashlib.sha256(normalized).digest())
+    return base64.b64encode(hashlib.sha256(normalized(password).encode("utf-8")).digest())
 
 
 def same_password(first: str, second: str) -> bool:
     """Whether two passwords are one and the same once normalized as they are hashed."""
-    return unicodedata.normalize("NFKC", first) == unicodedata.normalize("NFKC", second)
+    return normalized(first) == normalized(second)
 
 
 def hash_password(password: str, *, rounds: int) -> str:
