@@ -23,6 +23,7 @@ ASYMMETRIC_ALGORITHMS = ("RS256", "EdDSA")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 RATELIMIT_SETTINGS = (
     "RATELIMIT_DEFAULT",
+    "RATELIMIT_ACCOUNT",
     "RATELIMIT_LOGIN",
     "RATELIMIT_REGISTER",
     "RATELIMIT_REFRESH",
@@ -229,6 +230,7 @@ class Config:
             **redis_tls_options(self.REDIS_URL, verify=self.REDIS_TLS_VERIFY),
         }
         self.RATELIMIT_DEFAULT = env.get("RATELIMIT_DEFAULT") or "300 per minute"
+        self.RATELIMIT_ACCOUNT = env.get("RATELIMIT_ACCOUNT") or "300 per minute"
         self.RATELIMIT_LOGIN = env.get("RATELIMIT_LOGIN") or "10 per minute;100 per hour"
         self.RATELIMIT_REGISTER = env.get("RATELIMIT_REGISTER") or "5 per minute;50 per hour"
         self.RATELIMIT_REFRESH = env.get("RATELIMIT_REFRESH") or "30 per minute"
@@ -378,6 +380,7 @@ class TestingConfig(Config):
         # The suite logs in hundreds of times from one address; limit tests set their own.
         self.RATELIMIT_DEFAULT = "100000 per minute"
         self.RATELIMIT_LOGIN = self.RATELIMIT_REGISTER = self.RATELIMIT_DEFAULT
+        self.RATELIMIT_ACCOUNT = self.RATELIMIT_DEFAULT
         self.RATELIMIT_REFRESH = self.RATELIMIT_PASSWORD = self.RATELIMIT_DEFAULT
         self.RATELIMIT_EMAIL = self.RATELIMIT_DEFAULT
 

@@ -24,6 +24,7 @@ from flask_jwt_extended import (
 )
 
 from project.api.errors import problem_response
+from project.api.ratelimits import ACCOUNT_LIMITED
 from project.core import context, errors
 from project.core.keys import KeySet
 from project.core.tokens import TokenPair
@@ -136,7 +137,8 @@ def auth_required(view: F) -> F:
         verify_jwt_in_request()
         return view(*args, **kwargs)
 
-    _document(wrapper, 401, 403, security=ACCESS_SECURITY)
+    setattr(wrapper, ACCOUNT_LIMITED, True)
+    _document(wrapper, 401, 403, 429, security=ACCESS_SECURITY)
     return cast(F, wrapper)
 
 
@@ -150,7 +152,8 @@ def admin_required(view: F) -> F:
             raise errors.Forbidden("This operation needs the admin role.")
         return view(*args, **kwargs)
 
-    _document(wrapper, 401, 403, security=ACCESS_SECURITY)
+    setattr(wrapper, ACCOUNT_LIMITED, True)
+    _document(wrapper, 401, 403, 429, security=ACCESS_SECURITY)
     return cast(F, wrapper)
 
 

@@ -32,6 +32,11 @@ class VerifiedTokenCache:
         # A copy: callers may change the dict they get.
         return dict(claims)
 
+    def is_verified(self, token: str) -> bool:
+        """Whether a header token (no CSRF value) verified here and has not expired."""
+        claims = self._claims.get((token, None))
+        return claims is not None and time.time() < claims["exp"]
+
     def put(self, token: str, csrf_value: str | None, claims: dict[str, Any]) -> None:
         """Remember a verified token's claims (only tokens with a numeric expiry)."""
         # PyJWT also accepts a numeric string; such a token is verified in full every time.

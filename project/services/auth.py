@@ -18,7 +18,7 @@ from project.models.types import utcnow
 from project.repositories import SessionRepository, UserRepository
 from project.repositories.session_state import SessionStateCache
 from project.repositories.user_cache import UserCache
-from project.services import audit, notifications, transactions, verification
+from project.services import account_limit, audit, notifications, transactions, verification
 from project.services.client import ClientInfo
 from project.services.sessions import publish_revocations
 from project.services.throttle import LoginGuard
@@ -235,10 +235,16 @@ def authenticate(*, user_id: uuid.UUID, session_id: uuid.UUID, token_version: in
     user, so a warm request asks the database nothing; without Redis, or when it does not
     know, the database answers in one query. ``token_version`` None skips the version
     check (refresh tokens carry none). The user returned may be a detached copy without
-    its password hash: use cases that change a user load it themselves.
+    its password hash: use cases that change a user load it themselves. The same round
+    trip counts the request against the account's rate limit (RateLimited when over it).
     """
     cache = SessionStateCache()
-    state, user = cache.lookup_with_user(session_id, user_id)
+    limits = account_limit.windows()
+    state, user, counts = cache.lookup_with_user(
+        session_id, user_id, [window.counter(user_id) for window in limits]
+    )
+    if limits:
+        account_limit.check(user_id, limits, counts)
     if state is False:
         raise errors.TokenRevoked("This session has ended.")
     users = UserCache()
