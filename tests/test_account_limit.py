@@ -7,22 +7,30 @@ from collections.abc import Callable
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from limits import parse
 
+from project.extensions import redis_client
 from project.services.account_limit import Window
-from tests.conftest import assert_problem, bearer, make_config, register_and_login
+from tests.conftest import PASSWORD, assert_problem, bearer, make_config, register_and_login
 
 AppFactory = Callable[..., Flask]
 HIGH = "100000 per minute"
 
 
+def _second_session(client: FlaskClient, email: str) -> dict[str, str]:
+    answer = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert answer.status_code == 200, answer.json
+    return bearer(answer.json["access_token"])
+
+
 @pytest.mark.parametrize(
     ("current", "previous", "elapsed", "expected"),
     [
-        (3, 0, 0.5, None),  # at the limit: this request fits
-        (1, 4, 0.5, None),  # 4 * (1 - 0.5) + 1 = 3: the previous window's weight fits too
-        (4, 0, 0.5, 60),  # over in this window: in the next, at f = 0.5, 4 * 0.5 + 1 <= 3
-        (2, 20, 0.5, 30),  # 10 + 2 > 3: one more fits when 20 * (1 - f) + 3 <= 3, at f = 1
+        (2, 0, 0.5, None),  # the third of 3 fits
+        (0, 4, 0.5, None),  # 4 * (1 - 0.5) + 0 + 1 = 3 fits
+        (3, 0, 0.5, 50),  # full: in the next window, when 3 * (1 - f) + 1 <= 3, at f = 1/3
+        (1, 20, 0.5, 27),  # 10 + 1 + 1 > 3: one more fits when 20 * (1 - f) + 2 <= 3, f = 0.95
     ],
 )
 def test_a_window_says_when_the_next_request_fits(
@@ -34,7 +42,7 @@ def test_a_window_says_when_the_next_request_fits(
 
 def test_retry_after_is_when_the_weighted_count_has_room() -> None:
     window = Window(parse("10 per minute"), index=7, elapsed=0.5)
-    # 20 * 0.5 + 5 = 15 > 10; one more fits when 20 * (1 - f) + 6 <= 10, at f = 0.8.
+    # 20 * 0.5 + 5 + 1 = 16 > 10; one more fits when 20 * (1 - f) + 6 <= 10, at f = 0.8.
     assert window.retry_after(5, 20) == 18
 
 
@@ -45,8 +53,11 @@ def test_requests_with_a_token_are_limited_per_account(app_factory: AppFactory) 
     assert [client.get("/api/v1/users/me", headers=first).status_code for _ in range(3)] == [
         200
     ] * 3
-    # Every view that checks the token counts against the same account.
-    limited = client.get("/api/v1/auth/sessions", headers=first)
+    # Every view that checks the token counts against the same account; refused requests
+    # do not count, so the account's budget is not pushed further away by retries.
+    for _ in range(3):
+        limited = client.get("/api/v1/auth/sessions", headers=first)
+        assert limited.status_code == 429
     body = assert_problem(limited, 429, "rate_limited")
     assert "3 per 1 minute" in body["detail"]
     assert 0 < int(limited.headers["Retry-After"]) <= 120
@@ -108,3 +119,84 @@ def test_instances_share_the_account_count(app_factory: AppFactory) -> None:
     assert second.get("/api/v1/users/me", headers=headers).status_code == 200
     assert_problem(first.get("/api/v1/users/me", headers=headers), 429, "rate_limited")
     assert_problem(second.get("/api/v1/users/me", headers=headers), 429, "rate_limited")
+
+
+def test_a_refresh_token_cannot_escape_both_limits(app_factory: AppFactory) -> None:
+    client = app_factory(RATELIMIT_DEFAULT="2 per minute", RATELIMIT_ACCOUNT="2 per minute")
+    client = client.test_client()
+    refresh = bearer(register_and_login(client, "refresher@example.com")["refresh_token"])
+    statuses = [client.get("/api/v1/users/me", headers=refresh).status_code for _ in range(4)]
+    assert statuses == [401, 401, 429, 429]
+
+
+def test_revoked_tokens_are_refused_not_counted_against_the_account(
+    app_factory: AppFactory,
+) -> None:
+    client = app_factory(RATELIMIT_ACCOUNT="3 per minute", RATELIMIT_DEFAULT="5 per minute")
+    client = client.test_client()
+    stolen = bearer(register_and_login(client, "victim@example.com")["access_token"])
+    mine = _second_session(client, "victim@example.com")
+    assert client.get("/api/v1/users/me", headers=stolen).status_code == 200
+    assert client.post("/api/v1/auth/logout", headers=stolen).status_code == 204
+    # The revoked token answers 401. Its first refusal drops it from the worker's verified
+    # tokens, so from then on it is counted per IP: 5 per minute for this route, of which
+    # the first read (a token not yet verified) took one.
+    statuses = [client.get("/api/v1/users/me", headers=stolen).status_code for _ in range(6)]
+    assert statuses == [401, 401, 401, 401, 401, 429]
+    # The owner's budget was not spent by it, and another address is not limited.
+    elsewhere = {"REMOTE_ADDR": "198.51.100.9"}
+    assert [
+        client.get("/api/v1/users/me", headers=mine, environ_base=elsewhere).status_code
+        for _ in range(2)
+    ] == [200, 200]
+
+
+def test_ending_sessions_is_never_limited_per_account(app_factory: AppFactory) -> None:
+    client = app_factory(RATELIMIT_ACCOUNT="2 per minute", RATELIMIT_DEFAULT=HIGH).test_client()
+    thief = bearer(register_and_login(client, "owner@example.com")["access_token"])
+    owner = _second_session(client, "owner@example.com")
+    for _ in range(3):
+        client.get("/api/v1/users/me", headers=thief)
+    assert_problem(client.get("/api/v1/users/me", headers=owner), 429, "rate_limited")
+    sessions = client.get("/api/v1/auth/sessions", headers=owner)
+    assert sessions.status_code == 429
+    ended = client.post("/api/v1/auth/logout?scope=others", headers=owner)
+    assert ended.status_code == 204
+    assert client.get("/api/v1/users/me", headers=thief).status_code == 401
+
+
+def test_retry_after_names_the_longest_wait(app_factory: AppFactory) -> None:
+    client = app_factory(
+        RATELIMIT_ACCOUNT="2 per minute;2 per hour", RATELIMIT_DEFAULT=HIGH
+    ).test_client()
+    headers = bearer(register_and_login(client, "patient@example.com")["access_token"])
+    assert [client.get("/api/v1/users/me", headers=headers).status_code for _ in range(2)] == [
+        200,
+        200,
+    ]
+    # Both windows are full; waiting out the minute would only be refused again.
+    limited = client.get("/api/v1/users/me", headers=headers)
+    body = assert_problem(limited, 429, "rate_limited")
+    assert "2 per 1 hour" in body["detail"]
+    assert int(limited.headers["Retry-After"]) > 1000
+
+
+@pytest.mark.skipif(not make_config().REDIS_URL, reason="needs TEST_REDIS_URL")
+def test_counts_in_redis_cover_cold_sessions_and_skip_refusals(app_factory: AppFactory) -> None:
+    app = app_factory(RATELIMIT_ACCOUNT="2 per minute", RATELIMIT_DEFAULT=HIGH)
+    client = app.test_client()
+    headers = bearer(register_and_login(client, "cold@example.com")["access_token"])
+    with app.app_context():
+        redis = redis_client.client
+        assert redis is not None
+        for _ in range(2):
+            # No marker: the database answers, and the request is still counted.
+            for marker in redis.keys("warden:session:*"):
+                redis.delete(marker)
+            assert client.get("/api/v1/users/me", headers=headers).status_code == 200
+        for _ in range(3):
+            assert client.get("/api/v1/users/me", headers=headers).status_code == 429
+        counts = [int(redis.get(key)) for key in redis.keys("warden-rl:account:*")]
+        assert counts == [2]  # the refused requests were not counted
+        (key,) = redis.keys("warden-rl:account:*")
+        assert 60 < redis.ttl(key) <= 120

@@ -24,10 +24,11 @@ from flask_jwt_extended import (
 )
 
 from project.api.errors import problem_response
-from project.api.ratelimits import ACCOUNT_LIMITED
+from project.api.ratelimits import CHECKS_ACCESS_TOKEN, bearer_token, counts_per_account
 from project.core import context, errors
 from project.core.keys import KeySet
 from project.core.tokens import TokenPair
+from project.core.verified_tokens import CACHE_KEY
 from project.models import User
 from project.services import auth as auth_service
 from project.services.client import ClientInfo
@@ -101,9 +102,14 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
                 user_id=user_id,
                 session_id=session_id,
                 token_version=claimed_version(payload) if payload.get("type") == "access" else None,
+                count=counts_per_account(current_app.view_functions.get(request.endpoint or "")),
             )
         except errors.TokenRevoked as exc:
             g.revoked_because = exc.detail
+            token = bearer_token()
+            if token is not None:
+                # Its next use is counted per IP again (api/ratelimits.py).
+                current_app.extensions[CACHE_KEY].forget(token)
             return True
         g.authenticated_user = user
         context.bind(user_id=str(user.id))
@@ -137,7 +143,7 @@ def auth_required(view: F) -> F:
         verify_jwt_in_request()
         return view(*args, **kwargs)
 
-    setattr(wrapper, ACCOUNT_LIMITED, True)
+    setattr(wrapper, CHECKS_ACCESS_TOKEN, True)
     _document(wrapper, 401, 403, 429, security=ACCESS_SECURITY)
     return cast(F, wrapper)
 
@@ -152,7 +158,7 @@ def admin_required(view: F) -> F:
             raise errors.Forbidden("This operation needs the admin role.")
         return view(*args, **kwargs)
 
-    setattr(wrapper, ACCOUNT_LIMITED, True)
+    setattr(wrapper, CHECKS_ACCESS_TOKEN, True)
     _document(wrapper, 401, 403, 429, security=ACCESS_SECURITY)
     return cast(F, wrapper)
 

@@ -10,11 +10,13 @@ from flask import current_app, request
 from project.core.verified_tokens import CACHE_KEY, VerifiedTokenCache
 from project.extensions import limiter
 
-# Set on views that check an access token: their session check counts the request per
-# account (services/account_limit.py).
-ACCOUNT_LIMITED = "warden_account_limited"
+# Set on views that check an access token (api/auth.py).
+CHECKS_ACCESS_TOKEN = "warden_checks_access_token"
 # Set on views with a per-IP limit of their own (below).
 IP_LIMITED = "warden_ip_limited"
+# Set on views that end sessions: a victim must be able to reach them even when someone
+# holding a stolen token has used up the account's budget, so they stay per IP.
+ENDS_SESSIONS = "warden_ends_sessions"
 
 
 def _configured(name: str) -> Callable[[], str]:
@@ -40,20 +42,42 @@ password_limit = limit("RATELIMIT_PASSWORD")
 email_limit = limit("RATELIMIT_EMAIL")
 
 
+def ends_sessions(view: Any) -> Any:
+    """Mark a view that ends sessions: limited per IP, never per account."""
+    setattr(view, ENDS_SESSIONS, True)
+    return view
+
+
+def counts_per_account(view: object) -> bool:
+    """Whether a request to ``view`` is counted per account (RATELIMIT_ACCOUNT), not per IP.
+
+    Views that check an access token, have no per-IP limit of their own and do not end
+    sessions.
+    """
+    return (
+        getattr(view, CHECKS_ACCESS_TOKEN, False)
+        and not getattr(view, IP_LIMITED, False)
+        and not getattr(view, ENDS_SESSIONS, False)
+    )
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer`` header, if the request has one."""
+    header = request.headers.get("Authorization", "")
+    return header[len("Bearer ") :] if header.startswith("Bearer ") else None
+
+
 @limiter.request_filter
 def counted_per_account_only() -> bool:
-    """Whether Flask-Limiter skips this request: its session check counts it per account.
+    """Whether Flask-Limiter skips this request, because its session check counts it.
 
-    So for a view that checks an access token and has no per-IP limit of its own, when the
-    bearer token is one this worker has verified before. Any other token (new, forged,
-    expired) is counted per IP by the default limit as well, so a made-up token cannot
-    escape both limits.
+    So only for a view that counts per account, and only when the bearer token is an
+    access token this worker has verified before and not seen refused since. Any other
+    token (new, forged, expired, revoked, a refresh token) is counted per IP, so a token
+    cannot escape both limits.
     """
-    view = current_app.view_functions.get(request.endpoint or "")
-    if not getattr(view, ACCOUNT_LIMITED, False) or getattr(view, IP_LIMITED, False):
+    if not counts_per_account(current_app.view_functions.get(request.endpoint or "")):
         return False
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        return False
+    token = bearer_token()
     verified: VerifiedTokenCache = current_app.extensions[CACHE_KEY]
-    return verified.is_verified(header[len("Bearer ") :])
+    return token is not None and verified.is_verified_access(token)

@@ -32,10 +32,15 @@ class VerifiedTokenCache:
         # A copy: callers may change the dict they get.
         return dict(claims)
 
-    def is_verified(self, token: str) -> bool:
-        """Whether a header token (no CSRF value) verified here and has not expired."""
+    def is_verified_access(self, token: str) -> bool:
+        """Whether a header token (no CSRF value) is an access token that verified here
+        and has not expired."""
         claims = self._claims.get((token, None))
-        return claims is not None and time.time() < claims["exp"]
+        return claims is not None and claims.get("type") == "access" and time.time() < claims["exp"]
+
+    def forget(self, token: str) -> None:
+        """Drop a header token (its session was found revoked)."""
+        self._claims.pop((token, None), None)
 
     def put(self, token: str, csrf_value: str | None, claims: dict[str, Any]) -> None:
         """Remember a verified token's claims (only tokens with a numeric expiry)."""

@@ -26,16 +26,36 @@ REVOKED = "0"
 ACTIVE_TTL = 30
 
 
-# The session check's one round trip: read the marker and the user's copy and, for each
-# rate-limit window, count this request in the current window and read the previous one.
+# The session check's one round trip: read the marker and the user's copy and, when the
+# marker says active (ARGV[1] "1") or unconditionally (ARGV[1] "0"), count the request in
+# every rate-limit window if it fits them all (a sliding-window counter, as in `limits`).
+# Per window KEYS hold (current, previous) and ARGV (ttl, amount, elapsed). The answer:
+# marker, user, then, if it counted, 1 or 0 for "fits" and (current, previous) per window
+# as they were before this request.
 LOOKUP_AND_COUNT = """
 local answer = redis.call('MGET', KEYS[1], KEYS[2])
-for i = 3, #KEYS, 2 do
-  local current = redis.call('INCR', KEYS[i])
-  if current == 1 then redis.call('EXPIRE', KEYS[i], ARGV[(i - 1) / 2]) end
-  answer[#answer + 1] = current
-  answer[#answer + 1] = tonumber(redis.call('GET', KEYS[i + 1]) or '0')
+if ARGV[1] == '1' and answer[1] ~= '1' then return answer end
+local windows = (#KEYS - 2) / 2
+local fits = 1
+local counts = {}
+for w = 1, windows do
+  local current = tonumber(redis.call('GET', KEYS[1 + 2 * w]) or '0')
+  local previous = tonumber(redis.call('GET', KEYS[2 + 2 * w]) or '0')
+  if previous * (1 - tonumber(ARGV[3 * w + 1])) + current + 1 > tonumber(ARGV[3 * w]) then
+    fits = 0
+  end
+  counts[#counts + 1] = current
+  counts[#counts + 1] = previous
 end
+if fits == 1 then
+  for w = 1, windows do
+    if redis.call('INCR', KEYS[1 + 2 * w]) == 1 then
+      redis.call('EXPIRE', KEYS[1 + 2 * w], ARGV[3 * w - 1])
+    end
+  end
+end
+answer[3] = fits
+for i = 1, #counts do answer[3 + i] = counts[i] end
 return answer
 """
 _SCRIPTS: WeakKeyDictionary[Redis, Script] = WeakKeyDictionary()
@@ -47,11 +67,38 @@ def _key(session_id: uuid.UUID) -> str:
 
 @dataclass(frozen=True)
 class Counter:
-    """One rate-limit window to count a request in: its key, the previous window's, a TTL."""
+    """One rate-limit window to count a request in."""
 
-    current: str
-    previous: str
-    ttl: int
+    current: str  # this window's key
+    previous: str  # the previous window's key
+    ttl: int  # seconds this window's key lives: the next window reads it too
+    amount: int  # requests allowed per window
+    elapsed: float  # how far into this window we are, 0 to 1
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What counting found: whether the request fit, and each window's counts before it."""
+
+    fits: bool
+    counts: list[tuple[int, int]]
+
+
+def _counted(answer: list[Any]) -> Counted | None:
+    if len(answer) < 3:
+        return None
+    counts = [(int(answer[i]), int(answer[i + 1])) for i in range(3, len(answer), 2)]
+    return Counted(fits=int(answer[2]) == 1, counts=counts)
+
+
+def _run(
+    client: Redis, keys: list[str], counters: Sequence[Counter], *, only_if_active: bool
+) -> Any:
+    args: list[str | int] = ["1" if only_if_active else "0"]
+    for counter in counters:
+        keys += (counter.current, counter.previous)
+        args += (counter.ttl, counter.amount, repr(counter.elapsed))
+    return _script(client)(keys=keys, args=args)
 
 
 def _script(client: Redis) -> Script:
@@ -80,30 +127,40 @@ class SessionStateCache:
 
     def lookup_with_user(
         self, session_id: uuid.UUID, user_id: uuid.UUID, counters: Sequence[Counter] = ()
-    ) -> tuple[bool | None, User | None, list[tuple[int, int]] | None]:
-        """The session's state, the cached user and each counter's (current, previous) count.
+    ) -> tuple[bool | None, User | None, Counted | None]:
+        """The session's state and the cached user, in one round trip (the hot path).
 
-        One round trip (the hot path). The counts are None when Redis did not count.
+        When the marker says the session is active, the same round trip counts the request
+        in ``counters``; otherwise nothing is counted and the third item is None.
         """
         if self.client is None:
             return None, None, None
         keys = [_key(session_id), UserCache.key(user_id)]
         try:
             if counters:
-                for counter in counters:
-                    keys += (counter.current, counter.previous)
-                answer: list[Any] = _script(self.client)(
-                    keys=keys, args=[counter.ttl for counter in counters]
-                )
+                answer = _run(self.client, keys, counters, only_if_active=True)
             else:
                 answer = self.client.mget(keys)
         except RedisError as exc:
             logger.warning("session state lookup failed: %s", type(exc).__name__)
             return None, None, None
-        state, raw_user = answer[0], answer[1]
-        counts = [(int(answer[i]), int(answer[i + 1])) for i in range(2, len(answer), 2)]
-        known = None if state is None else state == ACTIVE
-        return known, UserCache.parse(raw_user) if known else None, counts if counters else None
+        known = None if answer[0] is None else answer[0] == ACTIVE
+        user = UserCache.parse(answer[1]) if known else None
+        return known, user, _counted(answer)
+
+    def count(
+        self, session_id: uuid.UUID, user_id: uuid.UUID, counters: Sequence[Counter]
+    ) -> Counted | None:
+        """Count a request whose session the database found active; None if Redis failed."""
+        if self.client is None:
+            return None
+        try:
+            keys = [_key(session_id), UserCache.key(user_id)]
+            answer = _run(self.client, keys, counters, only_if_active=False)
+        except RedisError as exc:
+            logger.warning("rate limit count failed: %s", type(exc).__name__)
+            return None
+        return _counted(answer)
 
     def remember_active_with_user(self, session_id: uuid.UUID, user: User) -> None:
         """Cache an active answer and the user's copy in one round trip.

@@ -1,14 +1,16 @@
 """The per-account rate limit of requests that carry an access token.
 
 Anonymous requests are limited per client IP by Flask-Limiter (RATELIMIT_DEFAULT). A
-request with an access token is limited per account (RATELIMIT_ACCOUNT), and counted in
-the session check's own Redis round trip rather than in one more. The algorithm is the
-sliding-window counter Flask-Limiter is configured with: a window's count, plus the
-previous window's weighted by how much of it still overlaps the last period.
+request with an access token to a view without a per-IP limit of its own is limited per
+account (RATELIMIT_ACCOUNT) instead, and counted in the session check's own Redis round
+trip rather than in one more. The algorithm is Flask-Limiter's sliding-window counter: a
+window's count plus the previous window's, weighted by how much of it still overlaps the
+last period; a request is counted only if it fits every window.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
@@ -21,7 +23,9 @@ from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from project.core import errors
-from project.repositories.session_state import Counter
+from project.repositories.session_state import Counted, Counter
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "warden-rl:account"
 FALLBACK_KEY = "warden.account_limiter"
@@ -35,21 +39,30 @@ class Window:
     index: int
     elapsed: float
 
-    def counter(self, user_id: uuid.UUID) -> Counter:
-        """The Redis keys counting ``user_id``'s requests in this window and the last."""
-        base = f"{KEY_PREFIX}:{user_id}:{self.item.amount}/{self.item.get_expiry()}"
-        # Kept for two windows: the next window reads it as its previous one.
-        return Counter(f"{base}:{self.index}", f"{base}:{self.index - 1}", 2 * self.length)
-
     @property
     def length(self) -> int:
         """The window's length in seconds."""
         return self.item.get_expiry()
 
+    def counter(self, user_id: uuid.UUID) -> Counter:
+        """What Redis needs to count ``user_id``'s request in this window."""
+        base = f"{KEY_PREFIX}:{user_id}:{self.item.amount}/{self.length}"
+        return Counter(
+            current=f"{base}:{self.index}",
+            previous=f"{base}:{self.index - 1}",
+            # Kept for two windows: the next window reads it as its previous one.
+            ttl=2 * self.length,
+            amount=self.item.amount,
+            elapsed=self.elapsed,
+        )
+
     def retry_after(self, current: int, previous: int) -> int | None:
-        """Seconds until one more request fits, or None if this one (counted) fits now."""
+        """Seconds until one more request fits, None if it fits now.
+
+        ``current`` and ``previous`` are the windows' counts without that request.
+        """
         amount, overlap = self.item.amount, 1 - self.elapsed
-        if previous * overlap + current <= amount:
+        if previous * overlap + current + 1 <= amount:
             return None
         if current + 1 <= amount:
             # Wait until the previous window's weight has shrunk enough.
@@ -59,7 +72,7 @@ class Window:
             # Wait for the next window, where this one's count is the decaying previous.
             needed = max(0.0, 1 - (amount - 1) / current)
             wait = (overlap + needed) * self.length
-        # Rounded to whole seconds, forgiving float noise (18.000000000000004 is 18).
+        # Whole seconds, forgiving float noise (18.000000000000004 is 18).
         return max(1, math.ceil(wait - 1e-9))
 
 
@@ -80,19 +93,25 @@ def windows(now: float | None = None) -> list[Window]:
     return found
 
 
-def check(user_id: uuid.UUID, limits: list[Window], counts: list[tuple[int, int]] | None) -> None:
-    """Raise RateLimited if the request just counted goes over a window's limit.
+def check(user_id: uuid.UUID, limits: list[Window], counted: Counted | None) -> None:
+    """Raise RateLimited if the request did not fit the account's limits.
 
-    ``counts`` are the (current, previous) counts Redis returned, or None when Redis did
-    not count; then this worker counts alone, as Flask-Limiter does when Redis fails.
+    ``counted`` is what Redis found, or None when Redis did not count; then this worker
+    counts alone, as Flask-Limiter does when Redis fails.
     """
-    if counts is None:
+    if counted is None:
         _check_in_memory(user_id, limits)
         return
-    for window, (current, previous) in zip(limits, counts, strict=True):
-        wait = window.retry_after(current, previous)
-        if wait is not None:
-            raise _refusal(window.item, time.time() + wait, wait)
+    if counted.fits:
+        return
+    waits = [
+        (wait, window.item)
+        for window, (current, previous) in zip(limits, counted.counts, strict=True)
+        if (wait := window.retry_after(current, previous)) is not None
+    ]
+    # The script's verdict stands; with no window over (float rounding), wait a second.
+    wait, item = max(waits, key=lambda pair: pair[0]) if waits else (1, limits[0].item)
+    raise _refusal(user_id, item, time.time() + wait, wait)
 
 
 def _check_in_memory(user_id: uuid.UUID, limits: list[Window]) -> None:
@@ -101,13 +120,23 @@ def _check_in_memory(user_id: uuid.UUID, limits: list[Window]) -> None:
         limiter = current_app.extensions[FALLBACK_KEY] = SlidingWindowCounterRateLimiter(
             MemoryStorage()
         )
-    for window in limits:
-        if not limiter.hit(window.item, KEY_PREFIX, str(user_id)):
-            reset_at = limiter.get_window_stats(window.item, KEY_PREFIX, str(user_id)).reset_time
-            raise _refusal(window.item, reset_at, max(1, math.ceil(reset_at - time.time())))
+    if all(limiter.test(window.item, KEY_PREFIX, str(user_id)) for window in limits):
+        for window in limits:
+            limiter.hit(window.item, KEY_PREFIX, str(user_id))
+        return
+    resets = [
+        (limiter.get_window_stats(window.item, KEY_PREFIX, str(user_id)).reset_time, window.item)
+        for window in limits
+        if not limiter.test(window.item, KEY_PREFIX, str(user_id))
+    ]
+    reset_at, item = max(resets, key=lambda pair: pair[0])
+    raise _refusal(user_id, item, reset_at, max(1, math.ceil(reset_at - time.time())))
 
 
-def _refusal(item: RateLimitItem, reset_at: float, wait: int) -> errors.AppError:
+def _refusal(
+    user_id: uuid.UUID, item: RateLimitItem, reset_at: float, wait: int
+) -> errors.AppError:
+    logger.warning("account rate limited", extra={"account_id": str(user_id), "limit": str(item)})
     return errors.RateLimited(
         f"Too many requests for this account: {item}.",
         headers={

@@ -228,23 +228,23 @@ def _within_reuse_interval(session: Session, jti: str) -> bool:
     return utcnow() - session.rotated_at <= timedelta(seconds=interval)
 
 
-def authenticate(*, user_id: uuid.UUID, session_id: uuid.UUID, token_version: int | None) -> User:
+def authenticate(
+    *, user_id: uuid.UUID, session_id: uuid.UUID, token_version: int | None, count: bool = False
+) -> User:
     """Return the active user behind a token, or raise TokenRevoked.
 
     Redis answers "is this session revoked?" for every instance and holds a copy of the
     user, so a warm request asks the database nothing; without Redis, or when it does not
     know, the database answers in one query. ``token_version`` None skips the version
     check (refresh tokens carry none). The user returned may be a detached copy without
-    its password hash: use cases that change a user load it themselves. The same round
-    trip counts the request against the account's rate limit (RateLimited when over it).
+    its password hash: use cases that change a user load it themselves. With ``count``,
+    a request of a live session is also counted against the account's rate limit, in the
+    same round trip when the session is known active (RateLimited when over it).
     """
     cache = SessionStateCache()
-    limits = account_limit.windows()
-    state, user, counts = cache.lookup_with_user(
-        session_id, user_id, [window.counter(user_id) for window in limits]
-    )
-    if limits:
-        account_limit.check(user_id, limits, counts)
+    limits = account_limit.windows() if count else []
+    counters = [window.counter(user_id) for window in limits]
+    state, user, counted = cache.lookup_with_user(session_id, user_id, counters)
     if state is False:
         raise errors.TokenRevoked("This session has ended.")
     users = UserCache()
@@ -259,10 +259,14 @@ def authenticate(*, user_id: uuid.UUID, session_id: uuid.UUID, token_version: in
             raise errors.TokenRevoked("This session has ended.")
         user = found[1]
         cache.remember_active_with_user(session_id, user)
+        if limits:
+            counted = cache.count(session_id, user_id, counters)
     if user is None or not user.is_active:
         raise errors.TokenRevoked("This session has ended.")
     if token_version is not None and token_version != user.token_version:
         raise errors.TokenRevoked(
             "This token predates the account's last security change; refresh for a new one."
         )
+    if limits:
+        account_limit.check(user_id, limits, counted)
     return user

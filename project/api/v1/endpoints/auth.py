@@ -23,6 +23,7 @@ from project.api.auth import (
 )
 from project.api.ratelimits import (
     email_limit,
+    ends_sessions,
     login_limit,
     password_limit,
     refresh_limit,
@@ -129,6 +130,7 @@ def refresh() -> dict[str, Any] | TokenPair:
 
 
 @blp.route("/logout", methods=["POST"])
+@ends_sessions
 @auth_required
 @blp.arguments(LogoutQuerySchema, location="query")
 @blp.response(204)
@@ -159,6 +161,7 @@ def list_sessions() -> list[ActiveSession]:
 
 
 @blp.route("/sessions/<uuid:session_id>", methods=["DELETE"])
+@ends_sessions
 @auth_required
 @blp.response(204)
 @blp.alt_response(404, response="NOT_FOUND", description="`not_found`")
