@@ -200,3 +200,28 @@ def test_counts_in_redis_cover_cold_sessions_and_skip_refusals(app_factory: AppF
         assert counts == [2]  # the refused requests were not counted
         (key,) = redis.keys("warden-rl:account:*")
         assert 60 < redis.ttl(key) <= 120
+
+
+def test_tokens_voided_by_a_security_change_spend_no_budget(app_factory: AppFactory) -> None:
+    client = app_factory(RATELIMIT_ACCOUNT="3 per minute", RATELIMIT_DEFAULT=HIGH).test_client()
+    pair = register_and_login(client, "careful@example.com")
+    old = bearer(pair["access_token"])
+    assert client.get("/api/v1/users/me", headers=old).status_code == 200
+    changed = client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "a brand new secret"},
+        headers=old,
+    )
+    assert changed.status_code == 204
+    # The session lives on, so its marker still says active; the old token is void.
+    for address in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):
+        refused = client.get("/api/v1/users/me", headers=old, environ_base={"REMOTE_ADDR": address})
+        assert_problem(refused, 401, "token_revoked")
+    fresh = client.post("/api/v1/auth/refresh", headers=bearer(pair["refresh_token"]))
+    new = bearer(fresh.json["access_token"])
+    # One read so far: two more fit.
+    assert [client.get("/api/v1/users/me", headers=new).status_code for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]

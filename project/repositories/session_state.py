@@ -162,6 +162,18 @@ class SessionStateCache:
             return None
         return _counted(answer)
 
+    def uncount(self, counters: Sequence[Counter]) -> None:
+        """Take back a request counted in ``counters`` (it was refused after all)."""
+        if self.client is None:
+            return
+        try:
+            pipeline = self.client.pipeline(transaction=False)
+            for counter in counters:
+                pipeline.decr(counter.current)
+            pipeline.execute()
+        except RedisError as exc:
+            logger.warning("rate limit uncount failed: %s", type(exc).__name__)
+
     def remember_active_with_user(self, session_id: uuid.UUID, user: User) -> None:
         """Cache an active answer and the user's copy in one round trip.
 

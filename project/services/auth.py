@@ -259,14 +259,21 @@ def authenticate(
             raise errors.TokenRevoked("This session has ended.")
         user = found[1]
         cache.remember_active_with_user(session_id, user)
-        if limits:
-            counted = cache.count(session_id, user_id, counters)
-    if user is None or not user.is_active:
-        raise errors.TokenRevoked("This session has ended.")
-    if token_version is not None and token_version != user.token_version:
+    if (
+        user is None
+        or not user.is_active
+        or (token_version is not None and token_version != user.token_version)
+    ):
+        if counted is not None and counted.fits:
+            # Counted before the user could be checked: a voided token spends no budget.
+            cache.uncount(counters)
+        if user is None or not user.is_active:
+            raise errors.TokenRevoked("This session has ended.")
         raise errors.TokenRevoked(
             "This token predates the account's last security change; refresh for a new one."
         )
     if limits:
+        if state is not True:
+            counted = cache.count(session_id, user_id, counters)
         account_limit.check(user_id, limits, counted)
     return user
