@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -125,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(Path(args.child[0]), args.child[1], args.requests)))
         return 0
+    sys.path.insert(0, str(HARNESS_ROOT))
+    from bench import stack
+
     targets = dict(item.partition("=")[::2] for item in args.target) or {
         "warden": str(HARNESS_ROOT)
     }
@@ -134,27 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for _ in range(args.rounds):
         for configuration in CONFIGURATIONS:
             for label, path in targets.items():
-                completed = subprocess.run(  # noqa: S603 - this script, for another checkout
-                    [
-                        sys.executable,
-                        __file__,
-                        "--child",
-                        str(Path(path).resolve()),
-                        configuration,
-                        "--requests",
-                        str(args.requests),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                    cwd=path,
-                )
-                if completed.returncode != 0:
-                    print(completed.stderr[-4000:], file=sys.stderr)
+                try:
+                    value = stack.run_child(
+                        __file__, path, configuration, "--requests", str(args.requests)
+                    )
+                except stack.BenchError as exc:
+                    print(exc, file=sys.stderr)
                     return 1
-                samples[label][configuration].append(
-                    float(completed.stdout.strip().splitlines()[-1])
-                )
+                samples[label][configuration].append(float(value))
     document: dict[str, Any] = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "requests": args.requests,
@@ -167,9 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for label, by_configuration in samples.items()
         },
     }
-    out = HARNESS_ROOT / "bench" / "results" / f"{args.output}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(document, indent=2) + "\n")
+    out = stack.write_result(args.output, document)
     print(table(document))
     print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -222,32 +221,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(Path(args.child), args.requests)))
         return 0
+    sys.path.insert(0, str(HARNESS_ROOT))
+    from bench import stack
+
     targets = dict(item.partition("=")[::2] for item in args.target) or {
         "warden": str(HARNESS_ROOT)
     }
     document: dict[str, Any] = {"requests": args.requests, "targets": {}}
     for label, path in targets.items():
-        completed = subprocess.run(  # noqa: S603 - this script, for another checkout
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                str(Path(path).resolve()),
-                "--requests",
-                str(args.requests),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=path,
-        )
-        if completed.returncode != 0:
-            print(completed.stderr[-4000:], file=sys.stderr)
+        try:
+            document["targets"][label] = stack.run_child(
+                __file__, path, "--requests", str(args.requests)
+            )
+        except stack.BenchError as exc:
+            print(exc, file=sys.stderr)
             return 1
-        document["targets"][label] = json.loads(completed.stdout.strip().splitlines()[-1])
-    out = HARNESS_ROOT / "bench" / "results" / f"{args.output}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(document, indent=2) + "\n")
+    out = stack.write_result(args.output, document)
     print(table(document))
     print(f"wrote {out}", file=sys.stderr)
     return 0

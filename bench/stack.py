@@ -7,6 +7,7 @@ gunicorn started from the Procfile web line with APP_ENV=production.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -497,3 +498,28 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def run_child(script: str, checkout: str, *args: str) -> Any:
+    """Run ``script --child CHECKOUT ARGS...`` in ``checkout``; its last line of output as JSON.
+
+    Each checkout is measured in a process of its own, so its own ``project`` is imported.
+    """
+    completed = subprocess.run(  # noqa: S603 - a harness script, for another checkout
+        [sys.executable, script, "--child", str(Path(checkout).resolve()), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=checkout,
+    )
+    if completed.returncode != 0:
+        raise BenchError(f"{Path(script).name} failed in {checkout}:\n{completed.stderr[-4000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def write_result(name: str, document: dict[str, Any]) -> Path:
+    """Write ``document`` to bench/results/NAME.json and return the path."""
+    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    return out
