@@ -59,8 +59,6 @@ def problem_response(
 
 def handle_app_error(error: errors.AppError) -> Response:
     """Render a domain error."""
-    if isinstance(error, errors.RateLimited):  # the per-account limit (services/account_limit)
-        metrics.RATE_LIMITED.inc()
     return problem_response(error, error.headers)
 
 

@@ -96,9 +96,9 @@ def _run(
 ) -> Any:
     args: list[str | int] = ["1" if only_if_active else "0"]
     for counter in counters:
-        keys += (counter.current, counter.previous)
         args += (counter.ttl, counter.amount, repr(counter.elapsed))
-    return _script(client)(keys=keys, args=args)
+    windows = [key for counter in counters for key in (counter.current, counter.previous)]
+    return _script(client)(keys=[*keys, *windows], args=args)
 
 
 def _script(client: Redis) -> Script:

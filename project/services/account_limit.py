@@ -22,7 +22,7 @@ from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from project.core import errors
+from project.core import errors, metrics
 from project.repositories.session_state import Counted, Counter
 
 logger = logging.getLogger(__name__)
@@ -136,6 +136,7 @@ def _check_in_memory(user_id: uuid.UUID, limits: list[Window]) -> None:
 def _refusal(
     user_id: uuid.UUID, item: RateLimitItem, reset_at: float, wait: int
 ) -> errors.AppError:
+    metrics.RATE_LIMITED.inc()
     logger.warning("account rate limited", extra={"account_id": str(user_id), "limit": str(item)})
     return errors.RateLimited(
         f"Too many requests for this account: {item}.",
