@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
+from types import SimpleNamespace
 
+import limits.storage.memory
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from limits import parse
 
+from project.core import errors
 from project.extensions import redis_client
+from project.services import account_limit
 from project.services.account_limit import Window
 from tests.conftest import PASSWORD, assert_problem, bearer, make_config, register_and_login
 
@@ -174,11 +179,31 @@ def test_retry_after_names_the_longest_wait(app_factory: AppFactory) -> None:
         200,
         200,
     ]
-    # Both windows are full; waiting out the minute would only be refused again.
+    # Both windows are full; waiting out the minute would only be refused again. Whenever
+    # in the hour this runs, the hourly wait is at least half an hour.
     limited = client.get("/api/v1/users/me", headers=headers)
     body = assert_problem(limited, 429, "rate_limited")
     assert "2 per 1 hour" in body["detail"]
     assert int(limited.headers["Retry-After"]) > 1000
+
+
+def test_counting_in_memory_waits_until_a_request_fits(
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 0.9 into an hour, where the end of the window (0.1 h) is not when a request fits.
+    hour = 3600
+    now = (int(time.time() // hour) + 0.9) * hour
+    monkeypatch.setattr(limits.storage.memory, "time", SimpleNamespace(time=lambda: now))
+    app = app_factory(RATELIMIT_ACCOUNT="2 per hour")
+    account = uuid.uuid4()
+    with app.app_context():
+        windows = account_limit.windows(now)
+        for _ in range(2):
+            account_limit.check(account, windows, None)
+        with pytest.raises(errors.RateLimited) as refused:
+            account_limit.check(account, windows, None)
+    # Next hour, this one's 2 weigh 2 * (1 - f); a third fits from f = 1/2: in 0.1 + 0.5 h.
+    assert refused.value.headers["Retry-After"] == str(round(0.6 * hour))
 
 
 @pytest.mark.skipif(not make_config().REDIS_URL, reason="needs TEST_REDIS_URL")

@@ -14,8 +14,10 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 from flask import current_app
 from limits import RateLimitItem, parse_many
@@ -104,14 +106,7 @@ def check(user_id: uuid.UUID, limits: list[Window], counted: Counted | None) -> 
         return
     if counted.fits:
         return
-    waits = [
-        (wait, window.item)
-        for window, (current, previous) in zip(limits, counted.counts, strict=True)
-        if (wait := window.retry_after(current, previous)) is not None
-    ]
-    # The script's verdict stands; with no window over (float rounding), wait a second.
-    wait, item = max(waits, key=lambda pair: pair[0]) if waits else (1, limits[0].item)
-    raise _refusal(user_id, item, time.time() + wait, wait)
+    raise _refusal(user_id, limits, counted.counts)
 
 
 def _check_in_memory(user_id: uuid.UUID, limits: list[Window]) -> None:
@@ -124,18 +119,30 @@ def _check_in_memory(user_id: uuid.UUID, limits: list[Window]) -> None:
         for window in limits:
             limiter.hit(window.item, KEY_PREFIX, str(user_id))
         return
-    resets = [
-        (limiter.get_window_stats(window.item, KEY_PREFIX, str(user_id)).reset_time, window.item)
-        for window in limits
-        if not limiter.test(window.item, KEY_PREFIX, str(user_id))
-    ]
-    reset_at, item = max(resets, key=lambda pair: pair[0])
-    raise _refusal(user_id, item, reset_at, max(1, math.ceil(reset_at - time.time())))
+    # limits' own reset_time is the end of the current window, not when a request fits
+    # again, so its counts go through the same wait math as Redis's.
+    storage = cast(MemoryStorage, limiter.storage)
+    counts = []
+    for window in limits:
+        previous, _, current, _ = storage.get_sliding_window(
+            window.item.key_for(KEY_PREFIX, str(user_id)), window.length
+        )
+        counts.append((current, previous))
+    raise _refusal(user_id, limits, counts)
 
 
 def _refusal(
-    user_id: uuid.UUID, item: RateLimitItem, reset_at: float, wait: int
+    user_id: uuid.UUID, limits: list[Window], counts: Sequence[tuple[int, int]]
 ) -> errors.AppError:
+    """The 429 for the window with the longest wait, given each window's counts."""
+    waits = [
+        (wait, window.item)
+        for window, (current, previous) in zip(limits, counts, strict=True)
+        if (wait := window.retry_after(current, previous)) is not None
+    ]
+    # The count's verdict stands; with no window over (float rounding), wait a second.
+    wait, item = max(waits, key=lambda pair: pair[0]) if waits else (1, limits[0].item)
+    reset_at = time.time() + wait
     metrics.RATE_LIMITED.inc()
     logger.warning("account rate limited", extra={"account_id": str(user_id), "limit": str(item)})
     return errors.RateLimited(
