@@ -408,3 +408,40 @@ def test_an_account_registered_before_the_look_alike_check_still_signs_in(
     assert response.status_code == 200, response.json
     forgot = client.post("/api/v1/auth/password/forgot", json={"email": user.email})
     assert forgot.status_code == 202
+
+
+def test_an_internationalized_domain_is_one_address_in_either_form(
+    client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    registered = client.post(
+        "/api/v1/auth/register", json={"email": "bob@exämple.com", "password": PASSWORD}
+    )
+    assert registered.status_code == 201, registered.json
+    # The same mailbox, its domain in the ASCII form DNS uses.
+    again = client.post(
+        "/api/v1/auth/register",
+        json={"email": "Bob@XN--exmple-cua.com", "password": PASSWORD},
+    )
+    assert_problem(again, 409, "email_taken")
+    login = client.post(
+        "/api/v1/auth/login", json={"email": "bob@xn--exmple-cua.com", "password": PASSWORD}
+    )
+    assert login.status_code == 200, login.json
+    # The address keeps the form it was registered in; the admin filter takes either.
+    for prefix in ("bob@exä", "bob@xn--exmple-cua.c"):
+        page = client.get("/api/v1/users", query_string={"email": prefix}, headers=admin_headers)
+        assert [item["email"] for item in page.json["items"]] == ["bob@exämple.com"]
+
+
+def test_an_address_claimed_in_ascii_form_is_found_in_unicode_form(client: FlaskClient) -> None:
+    registered = client.post(
+        "/api/v1/auth/register", json={"email": "ann@xn--bcher-kva.de", "password": PASSWORD}
+    )
+    assert registered.status_code == 201, registered.json
+    assert registered.json["email"] == "ann@xn--bcher-kva.de"
+    again = client.post(
+        "/api/v1/auth/register", json={"email": "ann@bücher.de", "password": PASSWORD}
+    )
+    assert_problem(again, 409, "email_taken")
+    login = client.post("/api/v1/auth/login", json={"email": "ann@BÜCHER.de", "password": PASSWORD})
+    assert login.status_code == 200, login.json
