@@ -45,14 +45,14 @@ class AdminEventQuerySchema(EventQuerySchema):
 class EventPageSchema(Schema):
     """One page of events, newest first."""
 
-    items = fields.List(fields.Nested(EventSchema))
+    items = fields.Nested(EventSchema, many=True)
     next_cursor = Cursor(attribute="next_key", allow_none=True)
 
 
 class AdminEventPageSchema(Schema):
     """One page of events for admins, newest first."""
 
-    items = fields.List(fields.Nested(AdminEventSchema))
+    items = fields.Nested(AdminEventSchema, many=True)
     next_cursor = Cursor(attribute="next_key", allow_none=True)
 
 
@@ -72,5 +72,5 @@ class AccountExportSchema(Schema):
     """Everything Warden holds about the caller."""
 
     profile = fields.Nested(UserSchema)
-    sessions = fields.List(fields.Nested(ExportSessionSchema))
-    security_events = fields.List(fields.Nested(EventSchema))
+    sessions = fields.Nested(ExportSessionSchema, many=True)
+    security_events = fields.Nested(EventSchema, many=True)

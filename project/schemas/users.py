@@ -94,7 +94,7 @@ class UserListQuerySchema(Schema):
 class UserPageSchema(Schema):
     """One page of users."""
 
-    items = fields.List(fields.Nested(UserSchema))
+    items = fields.Nested(UserSchema, many=True)
     next_cursor = Cursor(
         emails=True,
         attribute="next_key",
