@@ -10,6 +10,7 @@ import logging
 import uuid
 from typing import Any
 
+import marshmallow
 import pytest
 from flask import Flask, abort
 from flask.testing import FlaskClient
@@ -323,3 +324,22 @@ def test_a_repeated_query_parameter_is_refused(
     body = assert_problem(response, 422, "validation_error")
     assert body["errors"] == {"limit": ["Give this parameter once."]}
     assert client.get("/api/v1/users?limit=1", headers=admin_headers).status_code == 200
+
+
+def test_argument_schemas_are_built_once_not_per_request(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    original = marshmallow.Schema.__init__
+
+    def counting(self: marshmallow.Schema, *args: Any, **kwargs: Any) -> None:
+        built.append(type(self).__name__)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(marshmallow.Schema, "__init__", counting)
+    login = client.post(
+        "/api/v1/auth/login?mode=bearer", json={"email": "a@example.com", "password": PASSWORD}
+    )
+    assert login.status_code == 401
+    assert_problem(client.post("/api/v1/auth/login", json={"email": 5}), 422, "validation_error")
+    assert built == []

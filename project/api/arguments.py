@@ -163,6 +163,16 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
         # Probes and discovery documents tolerate cache-busting parameters; the API does not.
         self.strict_query = strict_query
 
+    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
+        """flask-smorest's ``arguments``, with a schema class made into one instance here.
+
+        Given a class, webargs builds a new instance, deep-copying its fields, on every
+        request; schemas keep no state between loads, so one instance serves them all.
+        """
+        if isinstance(schema, type):
+            schema = schema()
+        return super().arguments(schema, *args, **kwargs)
+
     def route(self, rule: str, *, parameters: Any = None, tags: Any = None, **options: Any) -> Any:
         """Register a view, completing its OpenAPI description."""
         register = super().route(rule, parameters=parameters, tags=tags or [self.name], **options)
