@@ -408,3 +408,21 @@ def test_an_account_registered_before_the_look_alike_check_still_signs_in(
     assert response.status_code == 200, response.json
     forgot = client.post("/api/v1/auth/password/forgot", json={"email": user.email})
     assert forgot.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("bob@exämple.com", "Bob@XN--exmple-cua.com"),
+        ("ann@xn--bcher-kva.de", "ann@bücher.de"),
+        ("eve@xn--bcher-kva.exämple.de", "eve@bücher.xn--exmple-cua.de"),
+    ],
+)
+def test_an_internationalized_domain_is_not_claimed_twice_in_another_spelling(
+    client: FlaskClient, first: str, second: str
+) -> None:
+    def register(email: str) -> Any:
+        return client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+
+    assert register(first).status_code == 201
+    assert_problem(register(second), 409, "email_taken")

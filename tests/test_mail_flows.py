@@ -454,3 +454,52 @@ def _unused_links(app: Flask, user_id: object) -> list[object]:
                 )
             )
         )
+
+
+def test_an_email_change_to_the_other_spelling_of_a_taken_domain_is_409(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login, inbox: Mailbox
+) -> None:
+    user = make_user(email="ann@example.com")
+    make_user(email="bob@exämple.com")
+    headers = bearer(login(user.email)["access_token"])
+
+    def change_to(email: str) -> Any:
+        return client.patch(
+            "/api/v1/users/me", json={"email": email, "current_password": PASSWORD}, headers=headers
+        )
+
+    assert_problem(change_to("bob@xn--exmple-cua.com"), 409, "email_taken")
+    # Free when asked for; taken in the other spelling before the link is used.
+    assert change_to("carol@xn--exmple-cua.com").status_code == 200
+    run_jobs(app)
+    confirm = inbox.wait_for("carol@xn--exmple-cua.com", "Confirm your new email")
+    make_user(email="carol@exämple.com")
+    used = client.post("/api/v1/auth/verify-email", json={"token": confirm.token})
+    assert_problem(used, 409, "email_taken")
+    assert client.get("/api/v1/users/me", headers=headers).json["email"] == "ann@example.com"
+
+
+def test_an_address_may_change_to_its_own_other_spelling(
+    client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    user = make_user(email="bob@exämple.com")
+    headers = bearer(login(user.email)["access_token"])
+    response = client.patch(
+        "/api/v1/users/me",
+        json={"email": "bob@xn--exmple-cua.com", "current_password": PASSWORD},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.json
+
+
+def test_enumeration_safe_registration_finds_the_owner_in_another_spelling(
+    app_factory: Callable[..., Flask], inbox: Mailbox
+) -> None:
+    app = app_factory(REGISTRATION_ENUMERATION_SAFE=True)
+    client = app.test_client()
+    for email in ("quiet@exämple.com", "quiet@xn--exmple-cua.com"):
+        answer = client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+        assert answer.status_code == 202
+    run_jobs(app)
+    inbox.wait_for("quiet@exämple.com", "Confirm your email")
+    inbox.wait_for("quiet@exämple.com", "You already have an account")

@@ -1,6 +1,50 @@
 """Email address normalization."""
 
+from __future__ import annotations
+
+import itertools
+
+import idna
+
+# A domain's and a label's longest spelling (RFC 1035): longer ones have no other IDNA
+# form, and the bound keeps the IDNA work on hostile input small.
+MAX_DOMAIN_LENGTH = 253
+MAX_LABEL_LENGTH = 63
+# Each label may be spelled either way: 2**n mixed spellings. Past this many
+# internationalized labels only the all-ASCII and all-Unicode ones are looked up.
+MAX_MIXED_LABELS = 4
+
 
 def normalize_email(email: str) -> str:
     """Return the form used to compare and index addresses: trimmed, lower case."""
     return email.strip().lower()
+
+
+def spellings(email_normalized: str) -> set[str]:
+    """The normalized address and the other spellings of its domain under IDNA 2008.
+
+    ``bob@exämple.com`` and ``bob@xn--exmple-cua.com`` name one mailbox. Stored
+    addresses are compared as written, so an address being claimed is looked up in every
+    spelling, each label in its ASCII or Unicode form. A domain that is not valid IDNA
+    (``xn--abc-``, upper case, a control character) has no other spelling.
+    """
+    local, at, domain = email_normalized.rpartition("@")
+    if (
+        not at
+        or len(domain) > MAX_DOMAIN_LENGTH
+        or any(len(label) > MAX_LABEL_LENGTH for label in domain.split("."))
+    ):
+        return {email_normalized}
+    if domain.isascii() and "xn--" not in domain:
+        return {email_normalized}  # the common case, without the IDNA tables
+    try:
+        ascii_labels = idna.encode(domain).decode("ascii").split(".")
+        unicode_labels = idna.decode(".".join(ascii_labels)).split(".")
+    except (idna.IDNAError, UnicodeError):
+        return {email_normalized}
+    per_label = [{a, u} for a, u in zip(ascii_labels, unicode_labels, strict=True)]
+    if sum(len(forms) > 1 for forms in per_label) > MAX_MIXED_LABELS:
+        domains = {".".join(ascii_labels), ".".join(unicode_labels)}
+    else:
+        domains = {".".join(labels) for labels in itertools.product(*per_label)}
+    return {email_normalized} | {f"{local}@{domain}" for domain in domains}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -60,6 +60,15 @@ class UserRepository(BaseRepository[User]):
         return self.session.scalars(
             select(User).where(User.email_normalized == email_normalized)
         ).one_or_none()
+
+    def holder_of_any(
+        self, emails_normalized: Collection[str], *, other_than: uuid.UUID | None = None
+    ) -> User | None:
+        """A user, other than ``other_than``, holding any of these normalized emails."""
+        query = select(User).where(User.email_normalized.in_(sorted(emails_normalized)))
+        if other_than is not None:
+            query = query.where(User.id != other_than)
+        return self.session.scalars(query.limit(1)).first()
 
     def page(
         self,

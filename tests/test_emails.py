@@ -1,0 +1,44 @@
+"""The spellings of an address's domain that name the same mailbox (core/emails.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from project.core.emails import spellings
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("bob@example.com", {"bob@example.com"}),
+        ("bob@exämple.com", {"bob@exämple.com", "bob@xn--exmple-cua.com"}),
+        ("bob@xn--exmple-cua.com", {"bob@exämple.com", "bob@xn--exmple-cua.com"}),
+        ("a@xn--strae-oqa.de", {"a@xn--strae-oqa.de", "a@straße.de"}),
+        (
+            "a@xn--bcher-kva.exämple.de",
+            {
+                "a@xn--bcher-kva.exämple.de",
+                "a@bücher.exämple.de",
+                "a@xn--bcher-kva.xn--exmple-cua.de",
+                "a@bücher.xn--exmple-cua.de",
+            },
+        ),
+        # Past four internationalized labels, only the all-ASCII and all-Unicode ones.
+        (
+            "a@ä.ö.ü.å.é.de",
+            {"a@ä.ö.ü.å.é.de", "a@xn--4ca.xn--nda.xn--tda.xn--5ca.xn--9ca.de"},
+        ),
+        # Not valid IDNA 2008: no other spelling. A hyphen at the end ("abc"), not the
+        # canonical encoding of "ü" (xn--tda), control characters, upper case.
+        ("dan@xn--abc-.com", {"dan@xn--abc-.com"}),
+        ("dan@xn---tda.com", {"dan@xn---tda.com"}),
+        ("dan@xn--faj.com", {"dan@xn--faj.com"}),
+        ("dan@exÄmple.com", {"dan@exÄmple.com"}),
+        # Longer than a label or a domain may be: not decoded at all.
+        ("dan@" + "ä" * 64 + ".com", {"dan@" + "ä" * 64 + ".com"}),
+        ("dan@" + ".".join(["ä" * 60] * 5), {"dan@" + ".".join(["ä" * 60] * 5)}),
+        ("no-at-sign", {"no-at-sign"}),
+    ],
+)
+def test_spellings_of_a_domain(address: str, expected: set[str]) -> None:
+    assert spellings(address) == expected
