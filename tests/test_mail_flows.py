@@ -480,7 +480,7 @@ def test_an_email_change_to_the_other_spelling_of_a_taken_domain_is_409(
 
 
 def test_an_address_may_change_to_its_own_other_spelling(
-    client: FlaskClient, make_user: Callable[..., User], login: Login
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login, inbox: Mailbox
 ) -> None:
     user = make_user(email="bob@exämple.com")
     headers = bearer(login(user.email)["access_token"])
@@ -490,6 +490,11 @@ def test_an_address_may_change_to_its_own_other_spelling(
         headers=headers,
     )
     assert response.status_code == 200, response.json
+    run_jobs(app)
+    confirm = inbox.wait_for("bob@xn--exmple-cua.com", "Confirm your new email")
+    used = client.post("/api/v1/auth/verify-email", json={"token": confirm.token})
+    assert used.status_code == 204, used.json
+    assert client.get("/api/v1/users/me", headers=headers).json["email"] == "bob@xn--exmple-cua.com"
 
 
 def test_enumeration_safe_registration_finds_the_owner_in_another_spelling(

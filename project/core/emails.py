@@ -38,8 +38,10 @@ def spellings(email_normalized: str) -> set[str]:
     if domain.isascii() and "xn--" not in domain:
         return {email_normalized}  # the common case, without the IDNA tables
     try:
-        ascii_labels = idna.encode(domain).decode("ascii").split(".")
-        unicode_labels = idna.decode(".".join(ascii_labels)).split(".")
+        # UTS 46 maps what lower() made of a label back to what IDNA takes: Cherokee is
+        # valid only in capitals, which lower() turns into small letters.
+        ascii_labels = idna.encode(domain, uts46=True).decode("ascii").split(".")
+        unicode_labels = idna.decode(".".join(ascii_labels)).lower().split(".")
     except (idna.IDNAError, UnicodeError):
         return {email_normalized}
     per_label = [{a, u} for a, u in zip(ascii_labels, unicode_labels, strict=True)]
