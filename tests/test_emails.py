@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from project.core.emails import ascii_spelling, spellings
+from project.core.emails import spellings
 
 
 @pytest.mark.parametrize(
@@ -44,19 +44,3 @@ from project.core.emails import ascii_spelling, spellings
 )
 def test_spellings_of_a_domain(address: str, expected: set[str]) -> None:
     assert spellings(address) == expected
-
-
-@pytest.mark.parametrize(
-    ("address", "expected"),
-    [
-        ("bob@exämple.com", "bob@xn--exmple-cua.com"),
-        ("bob@xn--exmple-cua.com", "bob@xn--exmple-cua.com"),
-        ("a@bücher.xn--exmple-cua.de", "a@xn--bcher-kva.xn--exmple-cua.de"),
-        ("a@ꮳꮃꭹ.com", "a@xn--f9dt7l.com"),
-        ("bob@example.com", "bob@example.com"),
-        ("dan@xn--abc-.com", "dan@xn--abc-.com"),  # no other spelling: itself
-    ],
-)
-def test_every_spelling_shares_one_ascii_spelling(address: str, expected: str) -> None:
-    assert ascii_spelling(address) == expected
-    assert {ascii_spelling(spelling) for spelling in spellings(address)} == {expected}

@@ -24,48 +24,29 @@ def spellings(email_normalized: str) -> set[str]:
     """The normalized address and the other spellings of its domain under IDNA 2008.
 
     ``bob@exämple.com`` and ``bob@xn--exmple-cua.com`` name one mailbox. Stored
-    addresses are compared as written, so an address being claimed or signed in with is
-    looked up in every spelling, each label in its ASCII or Unicode form. A domain that
-    is not valid IDNA (``xn--abc-``, upper case, a control character) has no other one.
+    addresses are compared as written, so an address being claimed is looked up in every
+    spelling, each label in its ASCII or Unicode form. A domain that is not valid IDNA
+    (``xn--abc-``, upper case, a control character) has no other spelling.
     """
-    labels = _idna_labels(email_normalized)
-    if labels is None:
-        return {email_normalized}
-    ascii_labels, unicode_labels = labels
-    per_label = [{a, u} for a, u in zip(ascii_labels, unicode_labels, strict=True)]
-    if sum(len(forms) > 1 for forms in per_label) > MAX_MIXED_LABELS:
-        domains = {".".join(ascii_labels), ".".join(unicode_labels)}
-    else:
-        domains = {".".join(choice) for choice in itertools.product(*per_label)}
-    local = email_normalized.rpartition("@")[0]
-    return {email_normalized} | {f"{local}@{domain}" for domain in domains}
-
-
-def ascii_spelling(email_normalized: str) -> str:
-    """The one spelling every spelling of the address shares: its domain all in ASCII."""
-    labels = _idna_labels(email_normalized)
-    if labels is None:
-        return email_normalized
-    local = email_normalized.rpartition("@")[0]
-    return f"{local}@{'.'.join(labels[0])}"
-
-
-def _idna_labels(email_normalized: str) -> tuple[list[str], list[str]] | None:
-    """The domain's labels in ASCII and in Unicode; None if it has no other spelling."""
-    _, at, domain = email_normalized.rpartition("@")
+    local, at, domain = email_normalized.rpartition("@")
     if (
         not at
         or len(domain) > MAX_DOMAIN_LENGTH
         or any(len(label) > MAX_LABEL_LENGTH for label in domain.split("."))
     ):
-        return None
+        return {email_normalized}
     if domain.isascii() and "xn--" not in domain:
-        return None  # the common case, without the IDNA tables
+        return {email_normalized}  # the common case, without the IDNA tables
     try:
         # UTS 46 maps what lower() made of a label back to what IDNA takes: Cherokee is
         # valid only in capitals, which lower() turns into small letters.
         ascii_labels = idna.encode(domain, uts46=True).decode("ascii").split(".")
         unicode_labels = idna.decode(".".join(ascii_labels)).lower().split(".")
     except (idna.IDNAError, UnicodeError):
-        return None
-    return ascii_labels, unicode_labels
+        return {email_normalized}
+    per_label = [{a, u} for a, u in zip(ascii_labels, unicode_labels, strict=True)]
+    if sum(len(forms) > 1 for forms in per_label) > MAX_MIXED_LABELS:
+        domains = {".".join(ascii_labels), ".".join(unicode_labels)}
+    else:
+        domains = {".".join(labels) for labels in itertools.product(*per_label)}
+    return {email_normalized} | {f"{local}@{domain}" for domain in domains}

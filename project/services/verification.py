@@ -106,7 +106,7 @@ def request_resend(*, email: str) -> None:
 def resend_verification(email: str, request_context: dict[str, str | None]) -> None:
     """Job: mail a fresh verification link if the account exists and is unverified."""
     context.bind(**request_context)
-    user = UserRepository().get_by_address(normalize_email(email))
+    user = UserRepository().get_by_email(normalize_email(email))
     if user is None or user.email_verified or not user.is_active:
         return
     token = start_verification(user)
