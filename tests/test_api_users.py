@@ -426,3 +426,25 @@ def test_an_internationalized_domain_is_not_claimed_twice_in_another_spelling(
 
     assert register(first).status_code == 201
     assert_problem(register(second), 409, "email_taken")
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["victim@exa\u00admple.com", "bob@ex\u200bämple.com", "bob@exa\u2060mple.com"],
+)
+def test_a_domain_with_characters_idna_drops_is_refused(client: FlaskClient, email: str) -> None:
+    # IDNA maps these onto example.com and exämple.com: another spelling of those mailboxes.
+    response = client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    body = assert_problem(response, 422, "validation_error")
+    assert "IDNA" in body["errors"]["email"][0]
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["Bob@EXÄMPLE.com", "bob@xn--exmple-cua.com", "ann@bücher.xn--exmple-cua.de", "a@ᏣᎳᎩ.com"],
+)
+def test_a_domain_in_ascii_unicode_or_mixed_spelling_is_accepted(
+    client: FlaskClient, email: str
+) -> None:
+    response = client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 201, response.json

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from project.core.emails import spellings
+from project.core.emails import idna_changes_domain, spellings
 
 
 @pytest.mark.parametrize(
@@ -44,3 +44,20 @@ from project.core.emails import spellings
 )
 def test_spellings_of_a_domain(address: str, expected: set[str]) -> None:
     assert spellings(address) == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "changed"),
+    [
+        ("bob@example.com", False),
+        ("Bob@EXÄMPLE.com", False),  # case only
+        ("bob@xn--exmple-cua.com", False),
+        ("bob@bücher.xn--exmple-cua.de", False),
+        ("a@ᏣᎳᎩ.com", False),
+        ("dan@xn--abc-.com", False),  # not IDNA at all: nothing to compare with
+        ("victim@exa\u00admple.com", True),  # the soft hyphen is dropped
+        ("bob@ex\u200bämple.com", True),  # so is the zero-width space
+    ],
+)
+def test_idna_changes_domain(address: str, changed: bool) -> None:
+    assert idna_changes_domain(address) is changed

@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-from project.core.emails import normalize_email
+from project.core.emails import idna_changes_domain, normalize_email
 
 # The column's size (users.email, users.email_normalized), an address's longest.
 MAX_EMAIL_LENGTH = 254
@@ -21,6 +21,12 @@ MAX_EMAIL_LENGTH = 254
 LOOK_ALIKE = (
     "Use the address in its standard Unicode form (composed accents; no full-width or"
     " look-alike letters)."
+)
+
+
+IDNA_CHANGED = (
+    "Use the domain as it is spelled: it holds characters that IDNA drops or changes"
+    " (such as a soft hyphen or a zero-width space)."
 )
 
 
@@ -49,7 +55,11 @@ class NewEmail(TrimmedEmail):
             address = value.strip()
             if unicodedata.normalize("NFKC", address) != address:
                 raise ValidationError(LOOK_ALIKE)
-        return super()._deserialize(value, attr, data, **kwargs)
+        result = super()._deserialize(value, attr, data, **kwargs)
+        # After the length check: IDNA's work grows with the domain.
+        if isinstance(result, str) and idna_changes_domain(result):
+            raise ValidationError(IDNA_CHANGED)
+        return result
 
 
 class TrimmedString(fields.String):
