@@ -430,7 +430,14 @@ def test_an_internationalized_domain_is_not_claimed_twice_in_another_spelling(
 
 @pytest.mark.parametrize(
     "email",
-    ["victim@exa\u00admple.com", "bob@ex\u200bämple.com", "bob@exa\u2060mple.com"],
+    [
+        "victim@exa\u00admple.com",
+        "bob@ex\u200bämple.com",
+        "bob@exa\u2060mple.com",
+        "victim@example.co" + "\u00ad" * 62 + "m",
+        "bob@ΟΔΟΣ-1.gr",
+        "victim@exa\u200dmple.com",
+    ],
 )
 def test_a_domain_with_characters_idna_drops_is_refused(client: FlaskClient, email: str) -> None:
     # IDNA maps these onto example.com and exämple.com: another spelling of those mailboxes.

@@ -55,8 +55,18 @@ def test_spellings_of_a_domain(address: str, expected: set[str]) -> None:
         ("bob@bücher.xn--exmple-cua.de", False),
         ("a@ᏣᎳᎩ.com", False),
         ("dan@xn--abc-.com", False),  # not IDNA at all: nothing to compare with
+        ("a@ΕΛΛΆΔΑ.ΕΛ", False),
+        ("a@οδος-1.gr", False),  # a final sigma typed as such is its own label
+        ("a@क्\u200dष.com", False),  # a joiner IDNA 2008 allows in this context
         ("victim@exa\u00admple.com", True),  # the soft hyphen is dropped
         ("bob@ex\u200bämple.com", True),  # so is the zero-width space
+        # Padding the last label past 63 characters changes nothing: still example.com.
+        ("victim@example.co" + "\u00ad" * 62 + "m", True),
+        # lower() writes the capital sigma ending a word as a final sigma; UTS 46 does not.
+        ("bob@ΟΔΟΣ-1.gr", True),
+        # Joiners IDNA 2008 refuses here: stored as written, dropped by older resolvers.
+        ("victim@exa\u200dmple.com", True),
+        ("victim@exa\u200cmple.com", True),
     ],
 )
 def test_idna_changes_domain(address: str, changed: bool) -> None:

@@ -13,6 +13,11 @@ MAX_LABEL_LENGTH = 63
 # Each label may be spelled either way: 2**n mixed spellings. Past this many
 # internationalized labels only the all-ASCII and all-Unicode ones are looked up.
 MAX_MIXED_LABELS = 4
+# RFC 3454 table B.1, "commonly mapped to nothing": IDNA 2003 resolvers drop these.
+MAPPED_TO_NOTHING = frozenset(
+    "\u00ad\u034f\u1806\u180b\u180c\u180d\u200b\u200c\u200d\u2060\ufeff"
+    + "".join(chr(code) for code in range(0xFE00, 0xFE10))
+)
 
 
 def normalize_email(email: str) -> str:
@@ -46,19 +51,28 @@ def idna_changes_domain(address: str) -> bool:
 
     UTS 46 drops some characters (a soft hyphen, zero-width ones) and maps others, so
     mail to ``bob@exa\u00admple.com`` goes to example.com: a second spelling of that
-    mailbox that ``spellings()`` of the plain address cannot know. Each typed label must
-    be its ASCII or its Unicode form.
+    mailbox that ``spellings()`` of the plain address cannot know. Also true for a
+    character older resolvers drop (RFC 3454's "mapped to nothing", such as a joiner)
+    where IDNA 2008 refuses the domain, so it is stored as written.
     """
-    labels = _idna_labels(normalize_email(address))
-    if labels is None:
+    domain = address.strip().rpartition("@")[2]
+    if domain.isascii():
         return False
-    typed = address.strip().rpartition("@")[2].lower().split(".")
-    ascii_labels, unicode_labels = labels
-    if len(typed) != len(ascii_labels):
+    try:
+        mapped = idna.uts46_remap(domain, std3_rules=False)
+    except (idna.IDNAError, UnicodeError):
+        mapped = None
+    # Both sides through lower(): the two disagree only on a capital sigma ending a word,
+    # which lower() makes a final sigma and UTS 46 a plain one; refused, as it should be.
+    if mapped is not None and mapped.lower() != domain.lower():
         return True
-    return any(
-        label not in (a, u) for label, a, u in zip(typed, ascii_labels, unicode_labels, strict=True)
-    )
+    if not MAPPED_TO_NOTHING.intersection(domain):
+        return False
+    try:
+        idna.encode(domain, uts46=True)
+    except (idna.IDNAError, UnicodeError):
+        return True
+    return False
 
 
 def _idna_labels(email_normalized: str) -> tuple[list[str], list[str]] | None:
