@@ -67,6 +67,9 @@ def test_spellings_of_a_domain(address: str, expected: set[str]) -> None:
         # Joiners IDNA 2008 refuses here: stored as written, dropped by older resolvers.
         ("victim@exa\u200dmple.com", True),
         ("victim@exa\u200cmple.com", True),
+        # A character UTS 46 forbids does not hide the ones it would drop or change.
+        ("victim@exa\u2064mple.co\ue000m", True),
+        ("bob@\ue000.ΟΔΟΣ", True),
     ],
 )
 def test_idna_changes_domain(address: str, changed: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import unicodedata
 
 import idna
 
@@ -61,10 +62,12 @@ def idna_changes_domain(address: str) -> bool:
     try:
         mapped = idna.uts46_remap(domain, std3_rules=False)
     except (idna.IDNAError, UnicodeError):
-        mapped = None
+        # A character UTS 46 forbids stops the whole mapping: map the others one by one,
+        # so that it cannot hide one that would be dropped or changed.
+        mapped = unicodedata.normalize("NFC", "".join(_remap_one(char) for char in domain))
     # Both sides through lower(): the two disagree only on a capital sigma ending a word,
     # which lower() makes a final sigma and UTS 46 a plain one; refused, as it should be.
-    if mapped is not None and mapped.lower() != domain.lower():
+    if mapped.lower() != domain.lower():
         return True
     if not MAPPED_TO_NOTHING.intersection(domain):
         return False
@@ -73,6 +76,14 @@ def idna_changes_domain(address: str) -> bool:
     except (idna.IDNAError, UnicodeError):
         return True
     return False
+
+
+def _remap_one(char: str) -> str:
+    """UTS 46's mapping of one character; the character itself where it is forbidden."""
+    try:
+        return str(idna.uts46_remap(char, std3_rules=False))
+    except (idna.IDNAError, UnicodeError):
+        return char
 
 
 def _idna_labels(email_normalized: str) -> tuple[list[str], list[str]] | None:

@@ -25,8 +25,8 @@ LOOK_ALIKE = (
 
 
 IDNA_CHANGED = (
-    "Use the domain as it is spelled: it holds characters that IDNA drops or changes"
-    " (such as a soft hyphen or a zero-width space)."
+    "Use the domain as IDNA spells it: it holds characters that IDNA drops or changes"
+    " (such as a soft hyphen, a zero-width space or a capital sigma ending a word)."
 )
 
 
