@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -12,6 +12,7 @@ import psycopg
 from sqlalchemy import Connection, Uuid, func, insert, literal, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 
+from project.core.emails import spellings
 from project.models import Role, User
 from project.models.types import UTCDateTime
 from project.repositories.base import BaseRepository
@@ -61,11 +62,11 @@ class UserRepository(BaseRepository[User]):
             select(User).where(User.email_normalized == email_normalized)
         ).one_or_none()
 
-    def holder_of_any(
-        self, emails_normalized: Collection[str], *, other_than: uuid.UUID | None = None
+    def holder_of_address(
+        self, email_normalized: str, *, other_than: uuid.UUID | None = None
     ) -> User | None:
-        """A user, other than ``other_than``, holding any of these normalized emails."""
-        query = select(User).where(User.email_normalized.in_(sorted(emails_normalized)))
+        """A user, other than ``other_than``, holding this address in any spelling."""
+        query = select(User).where(User.email_normalized.in_(sorted(spellings(email_normalized))))
         if other_than is not None:
             query = query.where(User.id != other_than)
         return self.session.scalars(query.limit(1)).first()

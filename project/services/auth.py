@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from project.core import errors, metrics, security
-from project.core.emails import normalize_email, spellings
+from project.core.emails import normalize_email
 from project.core.passwords import password_problems
 from project.core.tokens import TokenPair, issue_token_pair, new_token_id
 from project.extensions import db
@@ -43,7 +43,7 @@ def create_user(*, email: str, password: str, full_name: str | None, **fields: o
     normalized = normalize_email(email)
     # Policy first: a weak password is refused alike for new and taken addresses.
     check_password_policy(password, email=normalized)
-    if users.holder_of_any(spellings(normalized)) is not None:
+    if users.holder_of_address(normalized) is not None:
         raise errors.EmailTaken("An account with this email already exists.")
     user = User(
         email=email.strip(),
@@ -72,7 +72,7 @@ def register(*, email: str, password: str, full_name: str | None = None) -> User
         if not current_app.config["REGISTRATION_ENUMERATION_SAFE"]:
             raise
         security.burn_verify(password, rounds=_rounds())
-        owner = UserRepository().holder_of_any(spellings(normalize_email(email)))
+        owner = UserRepository().holder_of_address(normalize_email(email))
         if owner is not None:
             notifications.account_exists(to=owner.email)
         return None

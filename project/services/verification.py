@@ -8,7 +8,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from project.core import context, errors
-from project.core.emails import normalize_email, spellings
+from project.core.emails import normalize_email
 from project.core.tasks import defer
 from project.extensions import db
 from project.models import TokenPurpose, User
@@ -45,7 +45,7 @@ def _apply_email_change(user: User, new_email: str) -> None:
     users = UserRepository()
     normalized = normalize_email(new_email)
     taken = errors.EmailTaken("Another account took this address meanwhile.")
-    if users.holder_of_any(spellings(normalized), other_than=user.id) is not None:
+    if users.holder_of_address(normalized, other_than=user.id) is not None:
         raise taken
     old_email = user.email
     user.email, user.email_normalized, user.email_verified = new_email, normalized, True
@@ -86,7 +86,7 @@ def stage_email_change(*, user: User, new_email: str) -> StagedEmailChange | Non
     normalized = normalize_email(new_email)
     if normalized == user.email_normalized:
         return None
-    if UserRepository().holder_of_any(spellings(normalized), other_than=user.id) is not None:
+    if UserRepository().holder_of_address(normalized, other_than=user.id) is not None:
         raise errors.EmailTaken("An account with this email already exists.")
     token = one_time_tokens.issue(
         user.id,
