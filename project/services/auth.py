@@ -228,6 +228,17 @@ def _within_reuse_interval(session: Session, jti: str) -> bool:
     return utcnow() - session.rotated_at <= timedelta(seconds=interval)
 
 
+def _token_refusal(user: User | None, token_version: int | None) -> errors.AppError | None:
+    """Why a token of a live session is refused for this user, or None if it is not."""
+    if user is None or not user.is_active:
+        return errors.TokenRevoked("This session has ended.")
+    if token_version is not None and token_version != user.token_version:
+        return errors.TokenRevoked(
+            "This token predates the account's last security change; refresh for a new one."
+        )
+    return None
+
+
 def authenticate(
     *, user_id: uuid.UUID, session_id: uuid.UUID, token_version: int | None, count: bool = False
 ) -> User:
@@ -259,19 +270,13 @@ def authenticate(
             raise errors.TokenRevoked("This session has ended.")
         user = found[1]
         cache.remember_active_with_user(session_id, user)
-    if (
-        user is None
-        or not user.is_active
-        or (token_version is not None and token_version != user.token_version)
-    ):
+    refusal = _token_refusal(user, token_version)
+    if refusal is not None:
         if counted is not None and counted.fits:
             # Counted before the user could be checked: a voided token spends no budget.
             cache.uncount(counters)
-        if user is None or not user.is_active:
-            raise errors.TokenRevoked("This session has ended.")
-        raise errors.TokenRevoked(
-            "This token predates the account's last security change; refresh for a new one."
-        )
+        raise refusal
+    assert user is not None  # a missing user is refused above
     if limits:
         if state is not True:
             counted = cache.count(session_id, user_id, counters)
