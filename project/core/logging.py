@@ -15,6 +15,9 @@ _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 # message, its link and one-time token included. The job's name and id still appear.
 _WITHHELD = {"arguments", "kwargs"}
 _HANDLER_NAME = "warden"
+_SKIPPED = frozenset(_STANDARD_ATTRS | _WITHHELD)
+# One encoder for every line: json.dumps() with options builds a new one per call.
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -22,7 +25,7 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {
         key: value
         for key, value in record.__dict__.items()
-        if key not in _STANDARD_ATTRS and key not in _WITHHELD and value is not None
+        if key not in _SKIPPED and value is not None
     }
 
 
@@ -50,7 +53,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(_extras(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _ENCODER.encode(entry)
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -66,6 +69,11 @@ class ConsoleFormatter(logging.Formatter):
 
 def configure_logging(*, level: str, fmt: str = "json") -> None:
     """Install one stderr handler on the root logger (replacing an earlier one of ours)."""
+    # No line shows the caller's file, thread or process name: don't collect them per
+    # record (the logging HOWTO's "Optimization" section; every request logs a line).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     for handler in list(root.handlers):
         if handler.get_name() == _HANDLER_NAME:
