@@ -1,0 +1,41 @@
+"""A probe, not a configuration: Warden with nothing shared on an authenticated read's path.
+
+No rate limit is counted (RATELIMIT_ENABLED=false) and a session, once checked, is answered
+from this worker's memory forever: a warm request makes no Redis or PostgreSQL round trip.
+That gives up what issue 7 itself requires (a logout refused by every instance at once,
+limits shared by every instance); the probe measures how fast Warden could be without
+them. Used as a checkout's wsgi.py (docs/performance.md, "The ceiling"):
+
+    git worktree add --detach /tmp/probe HEAD
+    cp bench/probes/nothing_shared.py /tmp/probe/wsgi.py
+    .venv/bin/python bench/run.py --only users_me,refresh,admin_list \\
+        --target warden=. --target probe=/tmp/probe
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+os.environ["RATELIMIT_ENABLED"] = "false"
+
+from project import create_app
+from project.services import auth
+
+_check = auth.authenticate
+_known: dict[tuple[uuid.UUID, uuid.UUID], Any] = {}
+
+
+def remembered(
+    *, user_id: uuid.UUID, session_id: uuid.UUID, token_version: int | None, count: bool = False
+) -> Any:
+    """The first answer for a session, kept for the worker's life (a probe, not a cache)."""
+    key = (user_id, session_id)
+    if key not in _known:
+        _known[key] = _check(user_id=user_id, session_id=session_id, token_version=token_version)
+    return _known[key]
+
+
+auth.authenticate = remembered
+app = create_app()
