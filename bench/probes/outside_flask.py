@@ -57,9 +57,10 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
                 count=True,
             )
             body = json.dumps(schema.dump(user), separators=(",", ":")).encode()
-    except errors.AppError:
+    except errors.AppError as refusal:
         context.clear()
-        verified.forget(header[7:])
+        if isinstance(refusal, errors.TokenRevoked):
+            verified.forget(header[7:])  # as Warden's own session check does
         return warden(environ, start_response)  # Warden answers the refusal itself
     context.bind(user_id=str(user_id))
     start_response(
