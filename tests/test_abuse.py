@@ -240,7 +240,7 @@ def full_width(text: str) -> str:
     ],
 )
 def test_the_policy_judges_the_password_that_is_hashed(password: str, email: str) -> None:
-    """security.py hashes the NFKC form; the policy used to judge the raw text."""
+    """security.py hashes the NFKC form, so the policy judges that form, not the raw text."""
     assert password != unicodedata.normalize("NFKC", password)
     assert password_problems(password, email=email)
 

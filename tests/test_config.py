@@ -119,7 +119,7 @@ def test_values_are_read() -> None:
         ({"CORS_ORIGINS": "https://.*\\.example\\.com"}, "CORS_ORIGINS must list exact"),
         ({"CORS_ORIGINS": "https://app.example.com/"}, "CORS_ORIGINS must list exact origins"),
         ({"COOKIE_SAMESITE": "None", "COOKIE_SECURE": "false"}, "COOKIE_SAMESITE=None needs"),
-        # Used to pass, then fail on the first connection with a traceback of its own.
+        # Refused at start, not on the first connection with a traceback of its own.
         ({"DATABASE_URL": "mysql://u@host/db"}, "DATABASE_URL must be a PostgreSQL"),
         ({"DATABASE_URL": "garbage"}, "DATABASE_URL is not a database URL"),
         ({"DATABASE_URL": "postgresql://u@h:x/db"}, "DATABASE_URL is not a database URL"),

@@ -163,7 +163,7 @@ def test_key_set_configuration_is_validated(tmp_path: Any) -> None:
         json.dumps({"keys": [{**good, "alg": "HS256"}]}),
         json.dumps({"keys": [public_only]}),
         json.dumps({"keys": [good, rsa_jwk("r2")]}),
-        # Found by a review: each used to start, crash at start or fail every login.
+        # Each of these would otherwise start, crash at start or fail every login.
         json.dumps({"keys": [ed_jwk("same"), ed_jwk("same")]}),
         json.dumps({"keys": [{**good, "kid": 7}]}),
         json.dumps({"keys": [{**good, "kid": ["k1"]}]}),

@@ -286,7 +286,7 @@ def test_enumeration_safe_registration(app_factory: Callable[..., Flask], inbox:
     )
     assert new.status_code == taken.status_code == 202
     assert new.json == taken.json
-    assert new.json["detail"].startswith("If the address can be used")  # it used to be {}
+    assert new.json["detail"].startswith("If the address can be used")  # a body, not {}
     run_jobs(app)
     inbox.wait_for("quiet@example.com", "Confirm your email")
     inbox.wait_for("QUIET@example.com", "You already have an account")
@@ -396,7 +396,7 @@ def test_a_links_lifetime_is_said_exactly(seconds: int, words: str) -> None:
 def test_mails_state_the_configured_lifetime(
     app_factory: Callable[..., Flask], inbox: Mailbox
 ) -> None:
-    """A lifetime that is not whole hours used to be floored: 1,800 s read '0 hours'."""
+    """A lifetime that is not whole hours is stated exactly: 1,800 s is not '0 hours'."""
     application = app_factory(VERIFY_TOKEN_TTL=1800, RESET_TOKEN_TTL=90)
     client = application.test_client()
     register(application, client, "lifetime@example.com")

@@ -3,8 +3,8 @@
 Two kinds of test. Where an interleaving can be forced, another connection holds the
 user's row while a request waits on it, and changes the row before letting go: the
 outcome is then certain. Elsewhere requests start together from a barrier, many rounds,
-and every round must leave a consistent state and answer without a 5xx (before the fixes,
-each of these failed in a few rounds out of thirty).
+and every round must leave a consistent state and answer without a 5xx; a use case
+without its locks fails a few rounds out of thirty.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def test_three_concurrent_admin_changes_leave_an_active_admin(
     app: Flask, make_user: Callable[..., User], login: Callable[..., dict[str, Any]]
 ) -> None:
     """The only admin promotes a user, deactivates that user and demotes itself, at once."""
-    for _ in range(3 * ROUNDS):  # the old code lost its last admin in about 3 % of rounds
+    for _ in range(3 * ROUNDS):  # without the admin lock, about 3 % of rounds lose the last admin
         with app.app_context():
             db.session.execute(update(User).values(role=Role.USER))
             db.session.commit()

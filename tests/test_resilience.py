@@ -1,7 +1,7 @@
 """Fault tests: the Procfile's processes against a PostgreSQL and a Redis we stop and kill.
 
 Each test runs gunicorn (two workers, APP_ENV=production) over servers of its own
-(tests/servers.py), never the shared ones. docs/resilience.md records what they measure.
+(tests/servers.py), never the shared ones. docs/operations.md describes the behaviour they check.
 """
 
 from __future__ import annotations

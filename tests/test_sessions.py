@@ -137,7 +137,7 @@ def test_logout_rejects_an_unknown_scope(client: FlaskClient, user_headers: dict
 def test_logout_refuses_a_scope_sent_as_a_body(
     client: FlaskClient, make_user: Callable[..., User], login: Callable[..., dict[str, Any]]
 ) -> None:
-    """It used to be ignored: 204, and only this session ended, not every one."""
+    """A body is refused, not ignored: ignoring it would end only this session."""
     user = make_user()
     this, other = login(user.email), login(user.email)
     response = client.post(

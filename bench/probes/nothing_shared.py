@@ -2,9 +2,9 @@
 
 No rate limit is counted (RATELIMIT_ENABLED=false) and a session, once checked, is answered
 from this worker's memory forever: a warm request makes no Redis or PostgreSQL round trip.
-That gives up what issue 7 itself requires (a logout refused by every instance at once,
+That gives up what Warden must guarantee (a logout refused by every instance at once,
 limits shared by every instance); the probe measures how fast Warden could be without
-them. Used as a checkout's wsgi.py (docs/performance.md, "The ceiling"):
+them. Used as a checkout's wsgi.py (bench/README.md, "Probes"):
 
     git worktree add --detach /tmp/probe HEAD
     cp bench/probes/nothing_shared.py /tmp/probe/wsgi.py

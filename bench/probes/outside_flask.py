@@ -1,6 +1,6 @@
 """A probe: GET /api/v1/users/me answered by a WSGI function in front of Flask.
 
-What issue 7's floor targets would take, measured rather than argued. The same work as
+What answering outside Flask's request machinery is worth. The same work as
 Warden's route, and the same shared checks: the token's signature verified earlier by
 flask-jwt-extended (the worker's verified-token cache), the session check's one Redis
 round trip with the per-account count, the same schema, access log line, metrics and
