@@ -67,6 +67,16 @@ def test_an_address_is_stored_normalized_and_matched_in_any_case(client: FlaskCl
     assert_problem(again, 409, "email_taken")
 
 
+def test_an_internationalized_domain_signs_in_in_either_spelling(client: FlaskClient) -> None:
+    created = client.post(
+        "/api/v1/auth/register", json={"email": "Ann@EXÄMPLE.com", "password": PASSWORD}
+    )
+    assert created.json["email"] == "Ann@exämple.com"
+    for email in ("ann@exämple.com", "ANN@XN--exmple-cua.com"):
+        login = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        assert login.status_code == 200, (email, login.json)
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
