@@ -52,9 +52,8 @@ def parse(text: str) -> Address:
 def key_of(text: str) -> str:
     """The key to look an address up by (login, reset, resend).
 
-    An address the library refuses can still name an account stored before Warden used
-    it (migration 0005 leaves such rows as they were): its key is the trimmed, lower-cased
-    text, the key those rows keep.
+    An address the library refuses can still name an account (migration 0005 leaves such
+    rows as they were): its key is the trimmed, lower-cased text, the key those rows keep.
     """
     try:
         return parse(text).key

@@ -20,8 +20,8 @@ MAX_EMAIL_LENGTH = emails.MAX_LENGTH
 class TrimmedEmail(fields.Email):
     """An address to look an account up by, with surrounding white space removed.
 
-    Checked for form only: an account stored before email-validator normalized addresses
-    may hold one the library refuses, and still logs in with it.
+    Checked for form only: a row migration 0005 left as it was may hold an address
+    email-validator refuses, and its owner still logs in with it.
     """
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:

@@ -45,7 +45,7 @@ def _apply_email_change(user: User, new_email: str) -> None:
     try:
         address = emails.parse(new_email)
     except emails.InvalidEmailError:
-        # Staged under rules that accepted more than the current ones.
+        # Staged under rules that accepted more (a link mailed before migration 0005).
         raise errors.InvalidOneTimeToken("This link is invalid or has expired.") from None
     taken = errors.EmailTaken("Another account took this address meanwhile.")
     holder = users.get_by_email(address.key)
