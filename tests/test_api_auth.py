@@ -32,7 +32,7 @@ def test_register_returns_the_user_without_secrets(client: FlaskClient) -> None:
     assert response.status_code == 201
     body = response.json
     assert set(body) == USER_FIELDS
-    assert body["email"] == "New.User@Example.COM"
+    assert body["email"] == "New.User@example.com"  # the domain lower-cased
     assert body["full_name"] == "Ann"
     assert body["role"] == "user"
     assert body["is_active"] is True
@@ -50,6 +50,31 @@ def test_register_rejects_an_email_taken_in_any_case(
         "/api/v1/auth/register", json={"email": " TAKEN@example.com", "password": PASSWORD}
     )
     assert_problem(response, 409, "email_taken")
+
+
+def test_an_address_is_stored_normalized_and_matched_in_any_case(client: FlaskClient) -> None:
+    created = client.post(
+        "/api/v1/auth/register", json={"email": "Bob@Example.COM", "password": PASSWORD}
+    )
+    assert created.status_code == 201, created.json
+    assert created.json["email"] == "Bob@example.com"
+    for email in ("bob@EXAMPLE.com", "BOB@example.com"):
+        login = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        assert login.status_code == 200, (email, login.json)
+    again = client.post(
+        "/api/v1/auth/register", json={"email": "bOB@example.com", "password": PASSWORD}
+    )
+    assert_problem(again, 409, "email_taken")
+
+
+def test_an_internationalized_domain_signs_in_in_either_spelling(client: FlaskClient) -> None:
+    created = client.post(
+        "/api/v1/auth/register", json={"email": "Ann@EXÄMPLE.com", "password": PASSWORD}
+    )
+    assert created.json["email"] == "Ann@exämple.com"
+    for email in ("ann@exämple.com", "ANN@XN--exmple-cua.com"):
+        login = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        assert login.status_code == 200, (email, login.json)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ def test_create_admin_with_password_stdin(
         input=PASSWORD + "\n",
     )
     assert result.exit_code == 0, result.output
-    assert "Created admin Root@Example.com" in result.output
+    assert "Created admin Root@example.com" in result.output
     assert PASSWORD not in result.output
     tokens = login("root@example.com")
     me = client.get(

@@ -118,7 +118,7 @@ def test_validation_errors_name_each_field(client: FlaskClient) -> None:
         422,
         "validation_error",
     )
-    assert body["errors"]["email"] == ["Not a valid email address."]
+    assert body["errors"]["email"] == ["An email address must have an @-sign."]
     assert body["errors"]["password"] == ["Missing data for required field."]
     assert body["errors"]["extra"] == ["Unknown field."]
 

@@ -472,29 +472,30 @@ def test_an_email_change_to_the_other_spelling_of_a_taken_domain_is_409(
     # Free when asked for; taken in the other spelling before the link is used.
     assert change_to("carol@xn--exmple-cua.com").status_code == 200
     run_jobs(app)
-    confirm = inbox.wait_for("carol@xn--exmple-cua.com", "Confirm your new email")
+    # Mailed to the address in its normalized form.
+    confirm = inbox.wait_for("carol@exämple.com", "Confirm your new email")
     make_user(email="carol@exämple.com")
     used = client.post("/api/v1/auth/verify-email", json={"token": confirm.token})
     assert_problem(used, 409, "email_taken")
     assert client.get("/api/v1/users/me", headers=headers).json["email"] == "ann@example.com"
 
 
-def test_an_address_may_change_to_its_own_other_spelling(
+def test_a_change_to_the_same_address_in_another_spelling_changes_nothing(
     app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login, inbox: Mailbox
 ) -> None:
     user = make_user(email="bob@exämple.com")
     headers = bearer(login(user.email)["access_token"])
-    response = client.patch(
-        "/api/v1/users/me",
-        json={"email": "bob@xn--exmple-cua.com", "current_password": PASSWORD},
-        headers=headers,
-    )
-    assert response.status_code == 200, response.json
+    for spelling in ("bob@xn--exmple-cua.com", "BOB@EXÄMPLE.COM"):
+        response = client.patch(
+            "/api/v1/users/me",
+            json={"email": spelling, "current_password": PASSWORD},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.json
+        assert response.json["email"] == "bob@exämple.com"
     run_jobs(app)
-    confirm = inbox.wait_for("bob@xn--exmple-cua.com", "Confirm your new email")
-    used = client.post("/api/v1/auth/verify-email", json={"token": confirm.token})
-    assert used.status_code == 204, used.json
-    assert client.get("/api/v1/users/me", headers=headers).json["email"] == "bob@xn--exmple-cua.com"
+    assert "email.change_requested" not in events_for(app, "bob@exämple.com")
+    assert inbox.messages() == []
 
 
 def test_enumeration_safe_registration_finds_the_owner_in_another_spelling(

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from flask import Flask
+from sqlalchemy import inspect, select
 
 from config import engine_options
 from project import create_app
+from project.core import emails
 from project.extensions import db
+from project.models import User
 from tests.conftest import make_config
 
 
@@ -32,4 +38,109 @@ def test_upgrade_on_an_empty_database_leaves_no_pending_diff(empty_database_url:
         assert result.exit_code == 0, repr(result.exception)
         with db.engine.connect() as connection:
             assert set(inspect(connection).get_table_names()) <= {"alembic_version"}
+        db.engine.dispose()
+
+
+# carl@example.com with a full-width domain, which UTS 46 maps to ASCII.
+FULL_WIDTH_CARL = "carl@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com"
+
+
+def _app_at_0004(url: str) -> Flask:
+    app = create_app(
+        make_config(SQLALCHEMY_DATABASE_URI=url, SQLALCHEMY_ENGINE_OPTIONS=engine_options(url))
+    )
+    result = app.test_cli_runner().invoke(args=["db", "upgrade", "0004"])
+    assert result.exit_code == 0, repr(result.exception)
+    return app
+
+
+def _add_rows(app: Flask, rows: list[tuple[str, str]]) -> list[uuid.UUID]:
+    """Store (email, email_normalized) rows as they are, as an older release did."""
+    with app.app_context():
+        users = [User(email=e, email_normalized=k, password_hash="x") for e, k in rows]
+        db.session.add_all(users)
+        db.session.commit()
+        return [user.id for user in users]
+
+
+def _rows(app: Flask) -> dict[uuid.UUID, tuple[str, str]]:
+    with app.app_context():
+        found = db.session.execute(select(User.id, User.email, User.email_normalized))
+        return {user_id: (email, key) for user_id, email, key in found}
+
+
+def _version(app: Flask) -> str | None:
+    with app.app_context(), db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def test_0005_rewrites_addresses_to_the_normalized_forms(empty_database_url: str) -> None:
+    app = _app_at_0004(empty_database_url)
+    rows = [
+        ("Bob@Example.COM", "bob@example.com"),
+        ("Ann@XN--exmple-cua.com", "ann@xn--exmple-cua.com"),
+        ("eve@ꮳꮃꭹ.com", "eve@ꮳꮃꭹ.com"),
+        ("Root@localhost", "root@localhost"),  # refused by the library: left as it is
+        ("plain@example.com", "plain@example.com"),
+        # Keys that trade places in one upgrade (the unique index holds throughout).
+        ("a@example.org", "b@example.org"),
+        ("b@example.org", "a@example.org"),
+    ]
+    ids = _add_rows(app, rows)
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, repr(result.exception)
+    assert _rows(app) == dict(
+        zip(
+            ids,
+            [
+                ("Bob@example.com", "bob@example.com"),
+                ("Ann@exämple.com", "ann@exämple.com"),
+                ("eve@ᏣᎳᎩ.com", "eve@ᏣᎳᎩ.com"),
+                ("Root@localhost", "root@localhost"),
+                ("plain@example.com", "plain@example.com"),
+                ("a@example.org", "a@example.org"),
+                ("b@example.org", "b@example.org"),
+            ],
+            strict=True,
+        )
+    )
+    # The keys are what the application looks up.
+    for email, key in _rows(app).values():
+        assert emails.key_of(email) == key
+    # Downgrade keeps the rows as they are.
+    result = app.test_cli_runner().invoke(args=["db", "downgrade", "0004"])
+    assert result.exit_code == 0, repr(result.exception)
+    assert _rows(app)[ids[1]] == ("Ann@exämple.com", "ann@exämple.com")
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_0005_refuses_colliding_accounts_and_changes_nothing(
+    empty_database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = _app_at_0004(empty_database_url)
+    rows = [
+        ("bob@exämple.com", "bob@exämple.com"),
+        ("Bob@xn--exmple-cua.com", "bob@xn--exmple-cua.com"),
+        ("Carl@Example.COM", "carl@example.com"),
+        (FULL_WIDTH_CARL, FULL_WIDTH_CARL),
+        ("Dan@Example.COM", "dan@example.com"),
+    ]
+    ids = _add_rows(app, rows)
+    before = _rows(app)
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 1
+    # Flask-Migrate logs the error and exits with 1.
+    message = "\n".join(r.getMessage() for r in caplog.records if r.name == "flask_migrate")
+    assert "nothing was changed" in message
+    assert f"bob@exämple.com: {ids[1]} (Bob@xn--exmple-cua.com), {ids[0]} (bob@exämple.com)" in (
+        message
+    )
+    assert f"carl@example.com: {ids[2]} (Carl@Example.COM), {ids[3]} ({FULL_WIDTH_CARL})" in (
+        message
+    )
+    assert str(ids[4]) not in message
+    assert _rows(app) == before
+    assert _version(app) == "0004"
+    with app.app_context():
         db.engine.dispose()

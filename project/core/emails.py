@@ -1,107 +1,66 @@
-"""Email address normalization."""
+"""Email addresses: the form stored and the key compared, as email-validator normalizes them."""
 
 from __future__ import annotations
 
-import itertools
 import unicodedata
+from dataclasses import dataclass
 
-import idna
+from email_validator import EmailNotValidError, validate_email
 
-# A domain's and a label's longest spelling (RFC 1035): longer ones have no other IDNA
-# form, and the bound keeps the IDNA work on hostile input small.
-MAX_DOMAIN_LENGTH = 253
-MAX_LABEL_LENGTH = 63
-# Each label may be spelled either way: 2**n mixed spellings. Past this many
-# internationalized labels only the all-ASCII and all-Unicode ones are looked up.
-MAX_MIXED_LABELS = 4
-# RFC 3454 table B.1, "commonly mapped to nothing": IDNA 2003 resolvers drop these.
-MAPPED_TO_NOTHING = frozenset(
-    "\u00ad\u034f\u1806\u180b\u180c\u180d\u200b\u200c\u200d\u2060\ufeff"
-    + "".join(chr(code) for code in range(0xFE00, 0xFE10))
-)
+# The columns' size (users.email, users.email_normalized), an address's longest (RFC 5321).
+MAX_LENGTH = 254
 
 
-def normalize_email(email: str) -> str:
-    """Return the form used to compare and index addresses: trimmed, lower case."""
-    return email.strip().lower()
+class InvalidEmailError(ValueError):
+    """An address Warden does not accept; the message says why."""
 
 
-def spellings(email_normalized: str) -> set[str]:
-    """The normalized address and the other spellings of its domain under IDNA 2008.
+@dataclass(frozen=True)
+class Address:
+    """An accepted address: ``email`` is shown and mailed, ``key`` is compared and indexed."""
 
-    ``bob@exämple.com`` and ``bob@xn--exmple-cua.com`` name one mailbox. Stored
-    addresses are compared as written, so an address being claimed is looked up in every
-    spelling, each label in its ASCII or Unicode form. A domain that is not valid IDNA
-    (``xn--abc-``, upper case, a control character) has no other spelling.
+    email: str
+    key: str
+
+
+def parse(text: str) -> Address:
+    """Validate and normalize an address; raise InvalidEmailError with the reason.
+
+    The library lower-cases the domain and gives IDNA's one Unicode spelling of it
+    (``bob@xn--exmple-cua.com`` is ``bob@exämple.com``); it refuses characters IDNA would
+    drop or map (a soft hyphen, zero-width ones), so no domain has a hidden second
+    spelling. Warden compares local parts case-insensitively as well: the key lower-cases
+    them. Its defaults are kept: no quoted local parts and no IP-address domains, which no
+    account needs, and special-use domains (``.local``, ``.test``, ``localhost``,
+    ``.invalid``) are refused: an account's mail must be deliverable, and examples and
+    tests use ``example.com`` (RFC 2606), which the library accepts. No DNS lookup.
     """
-    labels = _idna_labels(email_normalized)
-    if labels is None:
-        return {email_normalized}
-    ascii_labels, unicode_labels = labels
-    per_label = [{a, u} for a, u in zip(ascii_labels, unicode_labels, strict=True)]
-    if sum(len(forms) > 1 for forms in per_label) > MAX_MIXED_LABELS:
-        domains = {".".join(ascii_labels), ".".join(unicode_labels)}
-    else:
-        domains = {".".join(choice) for choice in itertools.product(*per_label)}
-    local = email_normalized.rpartition("@")[0]
-    return {email_normalized} | {f"{local}@{domain}" for domain in domains}
+    text = text.strip()
+    # Bounded before the library's work (IDNA grows with the domain).
+    if len(text) > MAX_LENGTH:
+        raise InvalidEmailError(f"Longer than {MAX_LENGTH} characters.")
+    try:
+        valid = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmailError(str(exc)) from None
+    # The library holds the normalized form to 254 UTF-8 bytes, and lower() never gives
+    # a character more characters than its bytes ("İ", two, gives two): the key fits too.
+    key = f"{valid.local_part.lower()}@{valid.domain}"
+    return Address(email=valid.normalized, key=key)
 
 
-def idna_changes_domain(address: str) -> bool:
-    """Whether IDNA's mapping changes the address's domain other than in case.
+def key_of(text: str) -> str:
+    """The key to look an address up by (login, reset, resend).
 
-    UTS 46 drops some characters (a soft hyphen, zero-width ones) and maps others, so
-    mail to ``bob@exa\u00admple.com`` goes to example.com: a second spelling of that
-    mailbox that ``spellings()`` of the plain address cannot know. Also true for a
-    character older resolvers drop (RFC 3454's "mapped to nothing", such as a joiner)
-    where IDNA 2008 refuses the domain, so it is stored as written.
+    An address the library refuses can still name an account (migration 0005 leaves such
+    rows as they were): its key is the trimmed, lower-cased text, the key those rows keep.
     """
-    domain = address.strip().rpartition("@")[2]
-    if domain.isascii():
-        return False
     try:
-        mapped = idna.uts46_remap(domain, std3_rules=False)
-    except (idna.IDNAError, UnicodeError):
-        # A character UTS 46 forbids stops the whole mapping: map the others one by one,
-        # so that it cannot hide one that would be dropped or changed.
-        mapped = unicodedata.normalize("NFC", "".join(_remap_one(char) for char in domain))
-    # Both sides through lower(): the two disagree only on a capital sigma ending a word,
-    # which lower() makes a final sigma and UTS 46 a plain one; refused, as it should be.
-    if mapped.lower() != domain.lower():
-        return True
-    if not MAPPED_TO_NOTHING.intersection(domain):
-        return False
-    try:
-        idna.encode(domain, uts46=True)
-    except (idna.IDNAError, UnicodeError):
-        return True
-    return False
+        return parse(text).key
+    except InvalidEmailError:
+        return text.strip().lower()
 
 
-def _remap_one(char: str) -> str:
-    """UTS 46's mapping of one character; the character itself where it is forbidden."""
-    try:
-        return str(idna.uts46_remap(char, std3_rules=False))
-    except (idna.IDNAError, UnicodeError):
-        return char
-
-
-def _idna_labels(email_normalized: str) -> tuple[list[str], list[str]] | None:
-    """The domain's labels in ASCII and in Unicode; None if it has no other spelling."""
-    _, at, domain = email_normalized.rpartition("@")
-    if (
-        not at
-        or len(domain) > MAX_DOMAIN_LENGTH
-        or any(len(label) > MAX_LABEL_LENGTH for label in domain.split("."))
-    ):
-        return None
-    if domain.isascii() and "xn--" not in domain:
-        return None  # the common case, without the IDNA tables
-    try:
-        # UTS 46 maps what lower() made of a label back to what IDNA takes: Cherokee is
-        # valid only in capitals, which lower() turns into small letters.
-        ascii_labels = idna.encode(domain, uts46=True).decode("ascii").split(".")
-        unicode_labels = idna.decode(".".join(ascii_labels)).lower().split(".")
-    except (idna.IDNAError, UnicodeError):
-        return None
-    return ascii_labels, unicode_labels
+def key_prefix(prefix: str) -> str:
+    """A prefix of keys, for the admin filter: composed (NFC) and lower-cased like them."""
+    return unicodedata.normalize("NFC", prefix.strip()).lower()

@@ -12,7 +12,6 @@ import psycopg
 from sqlalchemy import Connection, Uuid, func, insert, literal, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from project.core.emails import spellings
 from project.models import Role, User
 from project.models.types import UTCDateTime
 from project.repositories.base import BaseRepository
@@ -61,15 +60,6 @@ class UserRepository(BaseRepository[User]):
         return self.session.scalars(
             select(User).where(User.email_normalized == email_normalized)
         ).one_or_none()
-
-    def holder_of_address(
-        self, email_normalized: str, *, other_than: uuid.UUID | None = None
-    ) -> User | None:
-        """A user, other than ``other_than``, holding this address in any spelling."""
-        query = select(User).where(User.email_normalized.in_(sorted(spellings(email_normalized))))
-        if other_than is not None:
-            query = query.where(User.id != other_than)
-        return self.session.scalars(query.limit(1)).first()
 
     def page(
         self,

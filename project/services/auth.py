@@ -8,8 +8,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from project.core import errors, metrics, security
-from project.core.emails import normalize_email
+from project.core import emails, errors, metrics, security
 from project.core.passwords import password_problems
 from project.core.tokens import TokenPair, issue_token_pair, new_token_id
 from project.extensions import db
@@ -40,14 +39,14 @@ def check_password_policy(password: str, *, email: str, field: str = "password")
 def create_user(*, email: str, password: str, full_name: str | None, **fields: object) -> User:
     """Add a user to the session (no commit); raise EmailTaken when the email is in use."""
     users = UserRepository()
-    normalized = normalize_email(email)
+    address = emails.parse(email)
     # Policy first: a weak password is refused alike for new and taken addresses.
-    check_password_policy(password, email=normalized)
-    if users.holder_of_address(normalized) is not None:
+    check_password_policy(password, email=address.key)
+    if users.get_by_email(address.key) is not None:
         raise errors.EmailTaken("An account with this email already exists.")
     user = User(
-        email=email.strip(),
-        email_normalized=normalized,
+        email=address.email,
+        email_normalized=address.key,
         password_hash=security.hash_password(password, rounds=_rounds()),
         full_name=full_name,
         **fields,
@@ -72,7 +71,7 @@ def register(*, email: str, password: str, full_name: str | None = None) -> User
         if not current_app.config["REGISTRATION_ENUMERATION_SAFE"]:
             raise
         security.burn_verify(password, rounds=_rounds())
-        owner = UserRepository().holder_of_address(normalize_email(email))
+        owner = UserRepository().get_by_email(emails.parse(email).key)
         if owner is not None:
             notifications.account_exists(to=owner.email)
         return None
@@ -85,7 +84,7 @@ def register(*, email: str, password: str, full_name: str | None = None) -> User
 
 def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
     """Check credentials and open a session; return its first token pair."""
-    normalized = normalize_email(email)
+    normalized = emails.key_of(email)
     guard = LoginGuard.for_attempt(email_normalized=normalized, ip=client.ip)
     retry_after = guard.retry_after()
     if retry_after:

@@ -6,8 +6,7 @@ from dataclasses import asdict
 
 from flask import current_app
 
-from project.core import context, errors, security
-from project.core.emails import normalize_email
+from project.core import context, emails, errors, security
 from project.core.tasks import defer
 from project.extensions import db
 from project.models import TokenPurpose
@@ -29,7 +28,7 @@ def request_reset(*, email: str) -> None:
 def send_reset_link(email: str, request_context: dict[str, str | None]) -> None:
     """Job: mail a reset link if an active account has this address."""
     context.bind(**request_context)
-    user = UserRepository().get_by_email(normalize_email(email))
+    user = UserRepository().get_by_email(emails.key_of(email))
     if user is None or not user.is_active:
         return
     token = one_time_tokens.issue(

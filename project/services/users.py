@@ -9,8 +9,7 @@ from typing import Any
 
 from flask import current_app
 
-from project.core import errors, security
-from project.core.emails import normalize_email
+from project.core import emails, errors, security
 from project.extensions import db
 from project.models import Role, User
 from project.repositories import SessionRepository, UserFilters, UserRepository
@@ -119,7 +118,7 @@ def list_users(
     filters = UserFilters(
         role=role,
         is_active=is_active,
-        email_prefix=normalize_email(email_prefix) if email_prefix else None,
+        email_prefix=emails.key_prefix(email_prefix) if email_prefix else None,
     )
     transactions.single_statement()
     rows = UserRepository().page(filters=filters, limit=limit + 1, after=after)
