@@ -42,7 +42,7 @@ class AdminEventQuerySchema(EventQuerySchema):
     """Filters for the admin audit search."""
 
     user_id = fields.UUID()
-    type = fields.Enum(AuditEventType, by_value=True)
+    type = fields.Enum(AuditEventType, by_value=fields.String)
     since = UTCDateTimeField(format="iso", metadata={"description": "inclusive, ISO 8601"})
     until = UTCDateTimeField(format="iso", metadata={"description": "exclusive, ISO 8601"})
 
