@@ -15,6 +15,7 @@ from config import Config, ConfigError, load_config
 from project import cli, models
 from project.api import errors, health, metrics, middleware, v1, wellknown
 from project.api.auth import register_jwt_callbacks
+from project.api.openapi import register_api
 from project.core.db_liveness import install_liveness_check
 from project.core.keys import KeySet
 from project.core.logging import configure_logging as configure_log_output
@@ -96,8 +97,7 @@ def register_extensions(app: Flask) -> None:
             "WWW-Authenticate",
         ],
     )
-    api.init_app(app)
-    api.register_security_schemes()
+    register_api(api, app)
 
 
 def end_database_session(_error: BaseException | None) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import event, select
 
 from project.core import tasks
 from project.extensions import db
-from project.models import AuditEvent, Role, User
+from project.models import AuditEvent, AuditEventType, Role, User
 from project.models.types import utcnow
 from tests.conftest import PASSWORD, assert_problem, bearer, make_config, run_jobs
 from tests.mailbox import free_port
@@ -46,14 +46,14 @@ def test_login_events_carry_who_where_and_the_request(
     client.post(
         "/api/v1/auth/login", json={"email": user.email, "password": PASSWORD}, headers=headers
     )
-    failed = rows(app, event_type="login.failed")
+    failed = rows(app, event_type=AuditEventType.LOGIN_FAILED)
     assert [(row.user_id, row.details["reason"]) for row in failed] == [
         (user.id, "wrong_password"),
         (None, "unknown_email"),
     ]
     assert failed[0].ip == "127.0.0.1" and failed[0].user_agent == "AuditTest/1.0"
     assert failed[0].request_id == "req-audit-1"
-    succeeded = rows(app, event_type="login.succeeded")
+    succeeded = rows(app, event_type=AuditEventType.LOGIN_SUCCEEDED)
     assert len(succeeded) == 1 and succeeded[0].actor_id == user.id
     assert PASSWORD not in str([row.details for row in rows(app)])
 
@@ -72,11 +72,11 @@ def test_admin_actions_are_recorded_with_the_admin_as_actor(
     client.delete(path, headers=admin_headers)
     events = rows(app, user_id=user.id)
     assert [event.event_type for event in events] == [
-        "user.updated",
-        "role.changed",
-        "user.updated",
-        "user.deactivated",
-        "user.deleted",
+        AuditEventType.USER_UPDATED,
+        AuditEventType.ROLE_CHANGED,
+        AuditEventType.USER_UPDATED,
+        AuditEventType.USER_DEACTIVATED,
+        AuditEventType.USER_DELETED,
     ]
     assert all(event.actor_id == admin.id for event in events)
     assert events[0].details == {"fields": ["full_name", "role"]}
@@ -103,10 +103,10 @@ def test_session_events(
         headers=bearer(third["access_token"]),
     )
     types = [event.event_type for event in rows(app, user_id=user.id)]
-    assert "session.revoked" in types
-    assert "token.reuse_detected" in types
-    assert types[-1] == "logout"
-    assert rows(app, event_type="logout")[-1].details["scope"] == "global"
+    assert AuditEventType.SESSION_REVOKED in types
+    assert AuditEventType.TOKEN_REUSE_DETECTED in types
+    assert types[-1] == AuditEventType.LOGOUT
+    assert rows(app, event_type=AuditEventType.LOGOUT)[-1].details["scope"] == "global"
     assert rotated and first
 
 
@@ -166,10 +166,14 @@ def test_prune_deletes_only_old_events(app: Flask, make_user: Callable[..., User
         db.session.add_all(
             [
                 AuditEvent(
-                    event_type="logout", user_id=user.id, occurred_at=utcnow() - timedelta(days=400)
+                    event_type=AuditEventType.LOGOUT,
+                    user_id=user.id,
+                    occurred_at=utcnow() - timedelta(days=400),
                 ),
                 AuditEvent(
-                    event_type="logout", user_id=user.id, occurred_at=utcnow() - timedelta(days=10)
+                    event_type=AuditEventType.LOGOUT,
+                    user_id=user.id,
+                    occurred_at=utcnow() - timedelta(days=10),
                 ),
             ]
         )
@@ -178,7 +182,7 @@ def test_prune_deletes_only_old_events(app: Flask, make_user: Callable[..., User
     assert result.exit_code == 0 and "Deleted 1 audit events older than 365 days" in result.output
     result = app.test_cli_runner().invoke(args=["audit", "prune", "--days", "5"])
     assert "Deleted 1 audit events older than 5 days" in result.output
-    assert len(rows(app, event_type="logout")) == 0
+    assert len(rows(app, event_type=AuditEventType.LOGOUT)) == 0
 
 
 def test_forgot_password_does_the_same_work_in_the_request_for_any_address(

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from project.extensions import db
-from project.models import AuditEvent, OneTimeToken, TokenPurpose, User
+from project.models import AuditEvent, AuditEventType, OneTimeToken, TokenPurpose, User
 from project.models.types import utcnow
 from project.services import one_time_tokens
 from project.services.notifications import lifetime
@@ -71,9 +71,9 @@ def test_registration_mails_a_verification_link_that_works_once(
         client.post("/api/v1/auth/verify-email", json={"token": "x" * 43}), 400, "invalid_token"
     )
     assert events_for(app, "verify.me@example.com")[:3] == [
-        "user.registered",
-        "email.verification_sent",
-        "email.verified",
+        AuditEventType.USER_REGISTERED,
+        AuditEventType.EMAIL_VERIFICATION_SENT,
+        AuditEventType.EMAIL_VERIFIED,
     ]
 
 
@@ -159,7 +159,9 @@ def test_password_reset_end_to_end(
         json={"token": mail.token, "new_password": "yet another secret"},
     )
     assert_problem(again, 400, "invalid_token")
-    assert {"password.reset_requested", "password.reset"} <= set(events_for(app, user.email))
+    assert {AuditEventType.PASSWORD_RESET_REQUESTED, AuditEventType.PASSWORD_RESET} <= set(
+        events_for(app, user.email)
+    )
 
 
 def test_a_weak_new_password_does_not_burn_the_reset_link(
@@ -270,7 +272,7 @@ def test_email_change_needs_the_password_and_confirmation(
         401,
         "invalid_credentials",
     )
-    assert {"email.change_requested", "email.changed"} <= set(
+    assert {AuditEventType.EMAIL_CHANGE_REQUESTED, AuditEventType.EMAIL_CHANGED} <= set(
         events_for(app, "new.address@example.com")
     )
 
@@ -307,7 +309,7 @@ def test_export_and_own_events(
     assert len(body["sessions"]) == 2
     assert sum(1 for session in body["sessions"] if session["revoked_at"]) == 1
     types = [event["event_type"] for event in body["security_events"]]
-    assert types.count("login.succeeded") == 2 and "logout" in types
+    assert types.count(AuditEventType.LOGIN_SUCCEEDED) == 2 and AuditEventType.LOGOUT in types
     assert "password_hash" not in export.get_data(as_text=True)
 
     page = client.get(

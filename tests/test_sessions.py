@@ -19,7 +19,7 @@ from sqlalchemy import event, select, update
 
 from project.core.tokens import issue_token_pair
 from project.extensions import db
-from project.models import AuditEvent, Session, User
+from project.models import AuditEvent, AuditEventType, Session, User
 from project.models.types import utcnow
 from project.repositories.sessions import SessionRepository
 from project.services import auth as auth_service
@@ -461,7 +461,7 @@ def test_logout_counts_only_the_sessions_it_ended(
     with app.app_context():
         event = db.session.scalars(
             select(AuditEvent).where(
-                AuditEvent.user_id == user.id, AuditEvent.event_type == "logout"
+                AuditEvent.user_id == user.id, AuditEvent.event_type == AuditEventType.LOGOUT
             )
         ).one()
         revoked_at = db.session.scalar(

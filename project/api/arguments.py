@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import flask
 import flask_smorest
 import marshmallow as ma
-from webargs.core import missing
+from webargs.core import missing, parse_json
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from project.core import errors
@@ -82,35 +82,42 @@ class StrictParser(FlaskParser):
         "querystring": ma.RAISE,
     }
 
-    def _raw_load_json(self, req: flask.Request) -> Any:
+    def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
+        """The JSON body, ``missing`` when there is none; anything else is refused."""
+        body = req.get_data(cache=True)
         if not is_json_request(req):
-            if req.content_length or req.get_data(cache=True):
+            if req.content_length or body:
                 raise errors.UnsupportedMediaType("Send the body as application/json.")
             return missing
         try:
-            return super()._raw_load_json(req)
-        except json.JSONDecodeError:
-            raise  # webargs answers it (an empty body is a missing one)
+            return parse_json(body)
+        except json.JSONDecodeError as exc:
+            if exc.doc == "":
+                return missing  # an empty body is a missing one
+            raise errors.InvalidJson("The request body is not valid JSON.") from exc
         except (RecursionError, ValueError) as exc:
-            # Valid JSON that Python's parser refuses: nesting past the recursion limit, or
-            # an integer past the digit limit of int().
-            self._handle_invalid_json_error(exc, req)
+            # Not UTF-8, or valid JSON that Python's parser refuses: nesting past the
+            # recursion limit, or an integer past the digit limit of int().
+            raise errors.InvalidJson("The request body is not valid JSON.") from exc
 
-    def _load_location_data(self, *, schema: ma.Schema, req: flask.Request, location: str) -> Any:
+    def pre_load(
+        self,
+        location_data: Mapping[str, Any],
+        *,
+        schema: ma.Schema,
+        req: flask.Request,
+        location: str,
+    ) -> Mapping[str, Any]:
+        """Refuse repeated query parameters, and text the database cannot store."""
+        raw: Any = location_data
         if location in ("query", "querystring"):
             _refuse_repeated(schema, req)
-        data = super()._load_location_data(schema=schema, req=req, location=location)
+            raw = req.args.to_dict(flat=False)
         # PostgreSQL text cannot hold NUL, and no driver can encode a lone surrogate (JSON
         # may escape one): refuse them here rather than fail in the database or bcrypt.
-        raw = req.args.to_dict(flat=False) if location in ("query", "querystring") else data
         if isinstance(raw, Mapping) and (fields := sorted(set(_unstorable_fields(raw)))):
             raise invalid({name: [UNSTORABLE] for name in fields})
-        return data
-
-    def _handle_invalid_json_error(
-        self, error: Exception, req: flask.Request, *args: Any, **kwargs: Any
-    ) -> NoReturn:
-        raise errors.InvalidJson("The request body is not valid JSON.")
+        return location_data
 
     def handle_error(
         self,
@@ -134,6 +141,8 @@ def refuse_body() -> None:
 # Every API operation may be rate limited; every JSON body may be malformed, too large or
 # not JSON at all. Documented once here rather than on each view.
 COMMON_RESPONSES = {429: "TOO_MANY_REQUESTS"}
+# The request locations a view's ``arguments`` read, for ``route`` to complete its doc.
+ARGUMENT_LOCATIONS = "argument_locations"
 BODY_RESPONSES = {
     400: "BAD_REQUEST",
     413: "REQUEST_ENTITY_TOO_LARGE",
@@ -171,24 +180,29 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
         """
         if isinstance(schema, type):
             schema = schema()
-        return super().arguments(schema, *args, **kwargs)
+        document = super().arguments(schema, *args, **kwargs)
+        location = kwargs.get("location", "json")  # flask-smorest's default
+
+        def decorator(func: Any) -> Any:
+            view = document(func)
+            setattr(view, ARGUMENT_LOCATIONS, (*getattr(view, ARGUMENT_LOCATIONS, ()), location))
+            return view
+
+        return decorator
 
     def route(self, rule: str, *, parameters: Any = None, tags: Any = None, **options: Any) -> Any:
         """Register a view, completing its OpenAPI description."""
         register = super().route(rule, parameters=parameters, tags=tags or [self.name], **options)
 
         def decorator(func: Any) -> Any:
-            apidoc = func.__dict__.setdefault("_apidoc", {})
-            apidoc.setdefault("manual_doc", {}).setdefault("operationId", _camel(func.__name__))
-            responses = apidoc.setdefault("response", {}).setdefault("responses", {})
             shared = dict(COMMON_RESPONSES) if self.rate_limited else {}
-            locations = [p["in"] for p in apidoc.get("arguments", {}).get("parameters", [])]
+            locations = getattr(func, ARGUMENT_LOCATIONS, ())
             if "json" in locations:
                 shared |= BODY_RESPONSES
             for status, name in shared.items():
-                responses.setdefault(status, []).append(name)
+                func = self.alt_response(status, name)(func)
             if self.strict_query and "query" not in locations:
                 func = refuse_query(func)
-            return register(func)
+            return register(self.doc(operationId=_camel(func.__name__))(func))
 
         return decorator

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from copy import deepcopy
 from functools import wraps
 from http import HTTPStatus
 from typing import Any, TypeVar, cast
@@ -25,6 +24,7 @@ from flask_jwt_extended import (
 
 from project.api.errors import problem_response
 from project.api.ratelimits import CHECKS_ACCESS_TOKEN, bearer_token, counts_per_account
+from project.compat import document_operation
 from project.core import context, errors
 from project.core.keys import KeySet
 from project.core.tokens import TokenPair
@@ -127,12 +127,11 @@ def _document(
     view: Callable[..., Any], *statuses: int, security: list[dict[str, list[str]]]
 ) -> None:
     """Add the security requirement and its error responses to the OpenAPI doc."""
-    apidoc = deepcopy(getattr(view, "_apidoc", {}))
-    apidoc.setdefault("manual_doc", {})["security"] = security
-    responses = apidoc.setdefault("response", {}).setdefault("responses", {})
-    for status in statuses:
-        responses.setdefault(status, []).append(HTTPStatus(status).name)
-    view._apidoc = apidoc  # type: ignore[attr-defined]
+    document_operation(
+        view,
+        manual_doc={"security": security},
+        responses={status: HTTPStatus(status).name for status in statuses},
+    )
 
 
 def auth_required(view: F) -> F:

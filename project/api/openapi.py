@@ -1,4 +1,4 @@
-"""The flask-smorest Api, documenting errors as problem+json with examples."""
+"""The OpenAPI document: errors as problem+json with examples, and the security schemes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import http
 from typing import Any
 
 import flask_smorest
+from flask import Flask
 from flask_smorest.utils import prepare_response
 
 from project.core.errors import AppError
@@ -58,30 +59,26 @@ def problem_example(status: int) -> dict[str, Any]:
     return example
 
 
-class Api(flask_smorest.Api):  # type: ignore[misc]
-    """Api whose error responses are RFC 9457 documents, each with an example."""
-
-    ERROR_SCHEMA = ProblemSchema
-
-    def _register_responses(self) -> None:
-        for status in http.HTTPStatus:
-            response: dict[str, Any] = {"description": status.phrase}
-            if status >= 400:
-                response["schema"] = self.ERROR_SCHEMA
-                response["example"] = problem_example(status)
-                prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
-            else:
-                prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
-            self.spec.components.response(status.name, response, lazy=True)
-        default = {
-            "description": "Any other error, in the same problem+json shape",
-            "schema": self.ERROR_SCHEMA,
-            "example": problem_example(500),
-        }
-        prepare_response(default, self.spec, PROBLEM_CONTENT_TYPE)
-        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
-
-    def register_security_schemes(self) -> None:
-        """Declare Bearer and cookie (with CSRF header) authentication."""
-        for name, scheme in SECURITY_SCHEMES.items():
-            self.spec.components.security_scheme(name, scheme)
+def register_api(api: flask_smorest.Api, app: Flask) -> None:
+    """Bind ``api`` to ``app``, with problem+json error responses and the security schemes."""
+    # flask-smorest documents its default error responses with ERROR_SCHEMA as it binds.
+    api.ERROR_SCHEMA = ProblemSchema
+    api.init_app(app)
+    # Registering a lazy response again replaces flask-smorest's default of that name.
+    for status in http.HTTPStatus:
+        response: dict[str, Any] = {"description": status.phrase}
+        if status >= 400:
+            response |= {"schema": ProblemSchema, "example": problem_example(status)}
+            prepare_response(response, api.spec, PROBLEM_CONTENT_TYPE)
+        else:
+            prepare_response(response, api.spec, api.DEFAULT_RESPONSE_CONTENT_TYPE)
+        api.spec.components.response(status.name, response, lazy=True)
+    default = {
+        "description": "Any other error, in the same problem+json shape",
+        "schema": ProblemSchema,
+        "example": problem_example(500),
+    }
+    prepare_response(default, api.spec, PROBLEM_CONTENT_TYPE)
+    api.spec.components.response(api.DEFAULT_ERROR_RESPONSE_NAME, default, lazy=True)
+    for name, scheme in SECURITY_SCHEMES.items():
+        api.spec.components.security_scheme(name, scheme)

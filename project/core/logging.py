@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from project.compat import skip_caller_lookup
 from project.core import context
 
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -71,7 +72,7 @@ def configure_logging(*, level: str, fmt: str = "json") -> None:
     """Install one stderr handler on the root logger (replacing an earlier one of ours)."""
     # No line shows the caller's file, thread or process name: don't collect them per
     # record (the logging HOWTO's "Optimization" section; every request logs a line).
-    logging._srcfile = None
+    skip_caller_lookup()
     logging.logThreads = False
     logging.logMultiprocessing = False
     root = logging.getLogger()

@@ -1,14 +1,10 @@
-"""A JWT manager that verifies each token's signature once per process, not per request."""
+"""The claims of tokens this process verified, so each signature is checked once."""
 
 from __future__ import annotations
 
 import contextlib
 import time
 from typing import Any
-
-from flask import Flask, current_app
-from flask_jwt_extended import JWTManager
-from flask_jwt_extended.exceptions import CSRFError
 
 CACHE_KEY = "warden.verified_tokens"
 
@@ -63,35 +59,3 @@ class VerifiedTokenCache:
     def clear(self) -> None:
         """Forget every token (new keys, tests)."""
         self._claims.clear()
-
-
-class CachingJWTManager(JWTManager):
-    """flask-jwt-extended, minus re-verifying a token the process already verified.
-
-    Decoding parses a token three times and checks its signature: a fifth of an
-    authenticated request's CPU. A client sends one access token many times, so the
-    claims of a verified token are kept (per app and worker, bounded by
-    ``TOKEN_CACHE_SIZE``) until it expires. Only the signature check is skipped: expiry
-    is checked on every use, and revocation is decided by the blocklist callback, which
-    runs on every request either way.
-    """
-
-    def init_app(self, app: Flask, add_context_processor: bool = False) -> None:
-        """Bind to ``app`` with a cache of its own (apps may hold different keys)."""
-        super().init_app(app, add_context_processor)
-        app.extensions[CACHE_KEY] = VerifiedTokenCache(int(app.config.get("TOKEN_CACHE_SIZE", 0)))
-
-    def _decode_jwt_from_config(
-        self, encoded_token: str, csrf_value: str | None = None, allow_expired: bool = False
-    ) -> dict[str, Any]:
-        if csrf_value is not None and not csrf_value.isascii():
-            # compare_digest() raises TypeError on non-ASCII text: answer as for a mismatch.
-            raise CSRFError("CSRF double submit tokens do not match")
-        if allow_expired:
-            return dict(super()._decode_jwt_from_config(encoded_token, csrf_value, True))
-        verified: VerifiedTokenCache = current_app.extensions[CACHE_KEY]
-        claims = verified.get(encoded_token, csrf_value)
-        if claims is None:
-            claims = dict(super()._decode_jwt_from_config(encoded_token, csrf_value, False))
-            verified.put(encoded_token, csrf_value, claims)
-        return claims

@@ -1,8 +1,17 @@
 """ORM models; importing this package registers every table on the metadata."""
 
-from project.models.audit_event import AuditEvent
+from project.models.audit_event import AuditEvent, AuditEventType
 from project.models.one_time_token import OneTimeToken, TokenPurpose
-from project.models.session import Session
+from project.models.session import LogoutScope, Session
 from project.models.user import Role, User
 
-__all__ = ["AuditEvent", "OneTimeToken", "Role", "Session", "TokenPurpose", "User"]
+__all__ = [
+    "AuditEvent",
+    "AuditEventType",
+    "LogoutScope",
+    "OneTimeToken",
+    "Role",
+    "Session",
+    "TokenPurpose",
+    "User",
+]

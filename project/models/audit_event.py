@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,29 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from project.extensions import Base
 from project.models.types import UTCDateTime, utcnow
+
+
+class AuditEventType(enum.StrEnum):
+    """The kinds of security event the trail records; the value is what is stored."""
+
+    USER_REGISTERED = "user.registered"
+    LOGIN_SUCCEEDED = "login.succeeded"
+    LOGIN_FAILED = "login.failed"
+    LOGIN_THROTTLED = "login.throttled"
+    SESSION_REVOKED = "session.revoked"
+    LOGOUT = "logout"
+    TOKEN_REUSE_DETECTED = "token.reuse_detected"
+    PASSWORD_CHANGED = "password.changed"
+    PASSWORD_RESET_REQUESTED = "password.reset_requested"
+    PASSWORD_RESET = "password.reset"
+    EMAIL_VERIFICATION_SENT = "email.verification_sent"
+    EMAIL_VERIFIED = "email.verified"
+    EMAIL_CHANGE_REQUESTED = "email.change_requested"
+    EMAIL_CHANGED = "email.changed"
+    USER_UPDATED = "user.updated"
+    ROLE_CHANGED = "role.changed"
+    USER_DEACTIVATED = "user.deactivated"
+    USER_DELETED = "user.deleted"
 
 
 class AuditEvent(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -14,6 +15,14 @@ from project.models.types import UTCDateTime, utcnow
 
 if TYPE_CHECKING:
     from project.models.user import User
+
+
+class LogoutScope(enum.StrEnum):
+    """Which sessions a logout ends."""
+
+    LOCAL = "local"
+    OTHERS = "others"
+    GLOBAL = "global"
 
 
 class Session(Base):

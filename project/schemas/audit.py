@@ -2,9 +2,9 @@
 
 from marshmallow import Schema, fields, validate
 
+from project.models import AuditEventType
 from project.schemas.fields import Cursor, UTCDateTimeField
 from project.schemas.users import UserSchema
-from project.services.audit import EVENT_TYPES
 
 
 class EventSchema(Schema):
@@ -12,7 +12,12 @@ class EventSchema(Schema):
 
     id = fields.UUID()
     occurred_at = fields.DateTime(format="iso")
-    event_type = fields.String(metadata={"example": "login.succeeded"})
+    event_type = fields.String(
+        metadata={
+            "enum": [event.value for event in AuditEventType],
+            "example": AuditEventType.LOGIN_SUCCEEDED.value,
+        }
+    )
     actor_id = fields.UUID(allow_none=True)
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
@@ -37,7 +42,7 @@ class AdminEventQuerySchema(EventQuerySchema):
     """Filters for the admin audit search."""
 
     user_id = fields.UUID()
-    type = fields.String(validate=validate.OneOf(EVENT_TYPES))
+    type = fields.Enum(AuditEventType, by_value=fields.String)
     since = UTCDateTimeField(format="iso", metadata={"description": "inclusive, ISO 8601"})
     until = UTCDateTimeField(format="iso", metadata={"description": "exclusive, ISO 8601"})
 

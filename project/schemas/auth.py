@@ -4,9 +4,9 @@ import enum
 
 from marshmallow import Schema, fields, validate
 
+from project.models import LogoutScope
 from project.schemas.fields import MAX_EMAIL_LENGTH, NewEmail, TrimmedEmail, TrimmedString
 from project.schemas.users import PASSWORD
-from project.services.sessions import LogoutScope
 
 
 class TokenDelivery(enum.StrEnum):

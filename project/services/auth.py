@@ -12,7 +12,7 @@ from project.core import emails, errors, metrics, security
 from project.core.passwords import password_problems
 from project.core.tokens import TokenPair, issue_token_pair, new_token_id
 from project.extensions import db
-from project.models import Session, User
+from project.models import AuditEventType, Session, User
 from project.models.types import utcnow
 from project.repositories import SessionRepository, UserRepository
 from project.repositories.session_state import SessionStateCache
@@ -75,7 +75,7 @@ def register(*, email: str, password: str, full_name: str | None = None) -> User
         if owner is not None:
             notifications.account_exists(to=owner.email)
         return None
-    audit.record("user.registered", user_id=user.id, actor_id=user.id)
+    audit.record(AuditEventType.USER_REGISTERED, user_id=user.id, actor_id=user.id)
     token = verification.start_verification(user)
     db.session.commit()
     notifications.verification(to=user.email, token=token)
@@ -88,7 +88,7 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
     guard = LoginGuard.for_attempt(email_normalized=normalized, ip=client.ip)
     retry_after = guard.retry_after()
     if retry_after:
-        audit.record_now("login.throttled", user_id=_user_id_of(normalized))
+        audit.record_now(AuditEventType.LOGIN_THROTTLED, user_id=_user_id_of(normalized))
         metrics.LOGIN_THROTTLED.inc()
         raise errors.LoginThrottled(
             "Too many failed logins; try again later.",
@@ -111,22 +111,26 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
         guard.record_failure()
         metrics.LOGINS.labels("failed").inc()
         audit.record_now(
-            "login.failed",
+            AuditEventType.LOGIN_FAILED,
             user_id=user.id if user else None,
             details={"reason": "unknown_email" if user is None else "wrong_password"},
         )
         raise errors.InvalidCredentials("The email or password is incorrect.")
     guard.record_success()
     if not user.is_active:
-        audit.record_now("login.failed", user_id=user.id, details={"reason": "deactivated"})
+        audit.record_now(
+            AuditEventType.LOGIN_FAILED, user_id=user.id, details={"reason": "deactivated"}
+        )
         raise errors.AccountDisabled("This account has been deactivated.")
     if current_app.config["REQUIRE_VERIFIED_EMAIL"] and not user.email_verified:
-        audit.record_now("login.failed", user_id=user.id, details={"reason": "email_not_verified"})
+        audit.record_now(
+            AuditEventType.LOGIN_FAILED, user_id=user.id, details={"reason": "email_not_verified"}
+        )
         raise errors.EmailNotVerified("Confirm your email address before logging in.")
     if security.needs_rehash(user.password_hash, rounds=_rounds()):
         user.password_hash = security.hash_password(password, rounds=_rounds())
     tokens = _open_session(user, client)
-    audit.record("login.succeeded", user_id=user.id, actor_id=user.id)
+    audit.record(AuditEventType.LOGIN_SUCCEEDED, user_id=user.id, actor_id=user.id)
     db.session.commit()
     metrics.LOGINS.labels("succeeded").inc()
     metrics.TOKENS_ISSUED.labels("login").inc()
@@ -209,7 +213,7 @@ def refresh(
     # means an old token was replayed: assume theft and end the whole family.
     revoked = sessions.revoke([session_id], now=now)
     audit.record(
-        "token.reuse_detected",
+        AuditEventType.TOKEN_REUSE_DETECTED,
         user_id=user.id,
         actor_id=user.id,
         details={"session_id": str(session_id)},

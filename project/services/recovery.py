@@ -9,7 +9,7 @@ from flask import current_app
 from project.core import context, emails, errors, security
 from project.core.tasks import defer
 from project.extensions import db
-from project.models import TokenPurpose
+from project.models import AuditEventType, TokenPurpose
 from project.repositories import UserRepository
 from project.services import audit, notifications, one_time_tokens
 from project.services.auth import check_password_policy
@@ -34,7 +34,7 @@ def send_reset_link(email: str, request_context: dict[str, str | None]) -> None:
     token = one_time_tokens.issue(
         user.id, TokenPurpose.RESET_PASSWORD, ttl=int(current_app.config["RESET_TOKEN_TTL"])
     )
-    audit.record("password.reset_requested", user_id=user.id, actor_id=user.id)
+    audit.record(AuditEventType.PASSWORD_RESET_REQUESTED, user_id=user.id, actor_id=user.id)
     db.session.commit()
     notifications.password_reset(to=user.email, token=token)
 
@@ -55,7 +55,7 @@ def reset_password(*, token: str, new_password: str) -> None:
     user.token_version += 1
     one_time_tokens.void_all(user.id)
     revoked = end_sessions(user.id)
-    audit.record("password.reset", user_id=user.id, actor_id=user.id)
+    audit.record(AuditEventType.PASSWORD_RESET, user_id=user.id, actor_id=user.id)
     db.session.commit()
     publish_revocations(revoked, cause="password_reset")
     notifications.password_changed(to=user.email)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,18 +10,11 @@ from flask import current_app
 
 from project.core import errors, metrics
 from project.extensions import db
+from project.models import AuditEventType, LogoutScope
 from project.models.types import utcnow
 from project.repositories import SessionRepository
 from project.repositories.session_state import SessionStateCache
 from project.services import audit
-
-
-class LogoutScope(enum.StrEnum):
-    """Which sessions a logout ends."""
-
-    LOCAL = "local"
-    OTHERS = "others"
-    GLOBAL = "global"
 
 
 @dataclass(frozen=True)
@@ -75,7 +67,9 @@ def revoke_session(*, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
     if not revoked:
         # Ended by a concurrent request between the read and the update.
         raise errors.NotFound("No active session with this id.")
-    audit.record("session.revoked", user_id=user_id, details={"session_id": str(session_id)})
+    audit.record(
+        AuditEventType.SESSION_REVOKED, user_id=user_id, details={"session_id": str(session_id)}
+    )
     db.session.commit()
     publish_revocations(revoked, cause="session_revoked")
 
@@ -88,7 +82,9 @@ def logout(*, user_id: uuid.UUID, session_id: uuid.UUID, scope: LogoutScope) -> 
         keep = session_id if scope is LogoutScope.OTHERS else None
         revoked = end_sessions(user_id, keep=keep)
     audit.record(
-        "logout", user_id=user_id, details={"scope": scope.value, "sessions": len(revoked)}
+        AuditEventType.LOGOUT,
+        user_id=user_id,
+        details={"scope": scope.value, "sessions": len(revoked)},
     )
     db.session.commit()
     publish_revocations(revoked, cause=f"logout_{scope.value}")

@@ -11,7 +11,7 @@ from flask import current_app
 
 from project.core import emails, errors, security
 from project.extensions import db
-from project.models import Role, User
+from project.models import AuditEventType, Role, User
 from project.repositories import SessionRepository, UserFilters, UserRepository
 from project.services import audit, notifications, one_time_tokens, transactions, verification
 from project.services.auth import check_password_policy, create_user
@@ -41,7 +41,9 @@ def update_profile(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
         user = lock_user(user_id)
     if "full_name" in changes and changes["full_name"] != user.full_name:
         user.full_name = changes["full_name"]
-        audit.record("user.updated", user_id=user.id, details={"fields": ["full_name"]})
+        audit.record(
+            AuditEventType.USER_UPDATED, user_id=user.id, details={"fields": ["full_name"]}
+        )
     db.session.commit()
     if email_change is not None:
         email_change.notify()
@@ -82,7 +84,9 @@ def change_password(
     user.token_version += 1
     revoked = end_sessions(user.id, keep=session_id)
     one_time_tokens.void_all(user.id)
-    audit.record("password.changed", user_id=user.id, details={"sessions_ended": len(revoked)})
+    audit.record(
+        AuditEventType.PASSWORD_CHANGED, user_id=user.id, details={"sessions_ended": len(revoked)}
+    )
     db.session.commit()
     publish_revocations(revoked, cause="password_change")
     notifications.password_changed(to=user.email)
@@ -90,7 +94,7 @@ def change_password(
 
 def _delete(user: User) -> None:
     session_ids = SessionRepository().ids_for_user(user.id)
-    audit.record("user.deleted", user_id=user.id, details={"email": user.email})
+    audit.record(AuditEventType.USER_DELETED, user_id=user.id, details={"email": user.email})
     UserRepository().delete(user)
     db.session.commit()
     publish_revocations(session_ids, cause="deletion")
@@ -151,7 +155,9 @@ def create_admin(*, email: str, password: str) -> User:
     user = create_user(
         email=email, password=password, full_name=None, role=Role.ADMIN, email_verified=True
     )
-    audit.record("user.registered", user_id=user.id, details={"role": "admin", "via": "cli"})
+    audit.record(
+        AuditEventType.USER_REGISTERED, user_id=user.id, details={"role": "admin", "via": "cli"}
+    )
     db.session.commit()
     return user
 
@@ -180,15 +186,15 @@ def admin_update(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
         if field in changes and changes[field] != getattr(user, field)
     ]
     if changed:
-        audit.record("user.updated", user_id=user.id, details={"fields": changed})
+        audit.record(AuditEventType.USER_UPDATED, user_id=user.id, details={"fields": changed})
     if role_changed:
         audit.record(
-            "role.changed",
+            AuditEventType.ROLE_CHANGED,
             user_id=user.id,
             details={"from": user.role.value, "to": changes["role"].value},
         )
     if deactivated:
-        audit.record("user.deactivated", user_id=user.id)
+        audit.record(AuditEventType.USER_DEACTIVATED, user_id=user.id)
     for field in changed:
         setattr(user, field, changes[field])
     revoked: list[uuid.UUID] = []

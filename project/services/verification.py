@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from project.core import context, emails, errors
 from project.core.tasks import defer
 from project.extensions import db
-from project.models import TokenPurpose, User
+from project.models import AuditEventType, TokenPurpose, User
 from project.repositories import UserRepository
 from project.services import audit, notifications, one_time_tokens
 
@@ -20,7 +20,7 @@ def start_verification(user: User) -> str:
     token = one_time_tokens.issue(
         user.id, TokenPurpose.VERIFY_EMAIL, ttl=int(current_app.config["VERIFY_TOKEN_TTL"])
     )
-    audit.record("email.verification_sent", user_id=user.id, actor_id=user.id)
+    audit.record(AuditEventType.EMAIL_VERIFICATION_SENT, user_id=user.id, actor_id=user.id)
     return token
 
 
@@ -36,7 +36,7 @@ def verify(*, token: str) -> None:
         _apply_email_change(user, str(found.data["new_email"]))
     else:
         user.email_verified = True
-        audit.record("email.verified", user_id=user.id, actor_id=user.id)
+        audit.record(AuditEventType.EMAIL_VERIFIED, user_id=user.id, actor_id=user.id)
     db.session.commit()
 
 
@@ -63,7 +63,7 @@ def _apply_email_change(user: User, new_email: str) -> None:
     # Links mailed to the old address must not work any more.
     one_time_tokens.void_all(user.id)
     audit.record(
-        "email.changed",
+        AuditEventType.EMAIL_CHANGED,
         user_id=user.id,
         actor_id=user.id,
         details={"from": old_email, "to": new_email},
@@ -99,7 +99,7 @@ def stage_email_change(*, user: User, new_email: str) -> StagedEmailChange | Non
         ttl=int(current_app.config["EMAIL_CHANGE_TOKEN_TTL"]),
         data={"new_email": new_email},
     )
-    audit.record("email.change_requested", user_id=user.id, details={"to": new_email})
+    audit.record(AuditEventType.EMAIL_CHANGE_REQUESTED, user_id=user.id, details={"to": new_email})
     return StagedEmailChange(old_email=user.email, new_email=new_email, token=token)
 
 

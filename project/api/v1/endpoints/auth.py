@@ -30,7 +30,7 @@ from project.api.ratelimits import (
     register_limit,
 )
 from project.core.tokens import TokenPair
-from project.models import User
+from project.models import LogoutScope, User
 from project.schemas.auth import (
     AcceptedSchema,
     CsrfTokensSchema,
@@ -47,7 +47,7 @@ from project.schemas.auth import (
 )
 from project.schemas.users import UserSchema
 from project.services import auth, recovery, sessions, verification
-from project.services.sessions import ActiveSession, LogoutScope
+from project.services.sessions import ActiveSession
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts, tokens, sessions")
 

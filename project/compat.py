@@ -1,0 +1,83 @@
+"""Every use of a library's private internals, each pinned by tests/test_compat.py.
+
+Each entry names the library version and private name it relies on, and why no public
+hook serves. An upgrade that changes one fails its test instead of misbehaving quietly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from copy import deepcopy
+from typing import Any
+
+from flask import Flask, current_app
+from flask_jwt_extended import JWTManager
+from flask_jwt_extended.exceptions import CSRFError
+
+from project.core.verified_tokens import CACHE_KEY, VerifiedTokenCache
+
+
+def skip_caller_lookup() -> None:
+    """Stop logging from walking the stack for each record's file, line and function.
+
+    logging (CPython 3.11): ``logging._srcfile``. The logging HOWTO ("Optimization")
+    names setting it to None as the way to skip ``findCaller``; unlike ``logThreads`` and
+    ``logProcesses`` it has no public switch, and no Warden log line shows the caller.
+    """
+    logging._srcfile = None
+
+
+def document_operation(
+    view: Callable[..., Any], *, manual_doc: Mapping[str, Any], responses: Mapping[int, str]
+) -> None:
+    """Add fields and response references to a view's OpenAPI description, in place.
+
+    flask-smorest 0.47: the ``_apidoc`` dict its decorators keep on a view. Its public
+    ``Blueprint.doc`` and ``alt_response`` return a new wrapper; the auth decorators
+    document the wrapper they return themselves, and ``Blueprint.route`` reads the doc
+    of the view it registers, so the description is completed on that same function.
+    """
+    apidoc = deepcopy(getattr(view, "_apidoc", {}))
+    apidoc.setdefault("manual_doc", {}).update(manual_doc)
+    documented = apidoc.setdefault("response", {}).setdefault("responses", {})
+    for status, name in responses.items():
+        documented.setdefault(status, []).append(name)
+    view._apidoc = apidoc  # type: ignore[attr-defined]
+
+
+class CachingJWTManager(JWTManager):
+    """flask-jwt-extended, minus re-verifying a token the process already verified.
+
+    Decoding parses a token three times and checks its signature: a fifth of an
+    authenticated request's CPU. A client sends one access token many times, so the
+    claims of a verified token are kept (per app and worker, bounded by
+    ``TOKEN_CACHE_SIZE``) until it expires. Only the signature check is skipped: expiry
+    is checked on every use, and revocation is decided by the blocklist callback, which
+    runs on every request either way.
+
+    flask-jwt-extended 4.7: ``JWTManager._decode_jwt_from_config(encoded_token,
+    csrf_value=None, allow_expired=False)``, which ``verify_jwt_in_request`` and
+    ``decode_token`` call. Its public loaders (``decode_key_loader``,
+    ``token_verification_loader``) all run around a full decode, never instead of one.
+    """
+
+    def init_app(self, app: Flask, add_context_processor: bool = False) -> None:
+        """Bind to ``app`` with a cache of its own (apps may hold different keys)."""
+        super().init_app(app, add_context_processor)
+        app.extensions[CACHE_KEY] = VerifiedTokenCache(int(app.config.get("TOKEN_CACHE_SIZE", 0)))
+
+    def _decode_jwt_from_config(
+        self, encoded_token: str, csrf_value: str | None = None, allow_expired: bool = False
+    ) -> dict[str, Any]:
+        if csrf_value is not None and not csrf_value.isascii():
+            # compare_digest() raises TypeError on non-ASCII text: answer as for a mismatch.
+            raise CSRFError("CSRF double submit tokens do not match")
+        if allow_expired:
+            return dict(super()._decode_jwt_from_config(encoded_token, csrf_value, True))
+        verified: VerifiedTokenCache = current_app.extensions[CACHE_KEY]
+        claims = verified.get(encoded_token, csrf_value)
+        if claims is None:
+            claims = dict(super()._decode_jwt_from_config(encoded_token, csrf_value, False))
+            verified.put(encoded_token, csrf_value, claims)
+        return claims
