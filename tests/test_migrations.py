@@ -6,18 +6,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from config import engine_options
 from project import create_app
 from project.extensions import db
-from tests.conftest import make_config
+from tests.conftest import make_settings
 
 
 def test_upgrade_on_an_empty_database_leaves_no_pending_diff(empty_database_url: str) -> None:
-    config = make_config(
-        SQLALCHEMY_DATABASE_URI=empty_database_url,
-        SQLALCHEMY_ENGINE_OPTIONS=engine_options(empty_database_url),
-    )
-    app = create_app(config)
+    app = create_app(make_settings(DATABASE_URL=empty_database_url))
     runner = app.test_cli_runner()
     result = runner.invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, repr(result.exception)
