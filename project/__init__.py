@@ -30,7 +30,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask application (from the process's settings by default)."""
-    settings = settings or settings_or_exit()
+    if settings is None:
+        settings = settings_or_exit()
     app = Flask(__name__, static_folder=None)
     app.extensions[SETTINGS_KEY] = settings
     app.config.from_mapping(flask_config(settings))
