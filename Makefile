@@ -45,10 +45,11 @@ format: install-dev
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-## docs: regenerate docs/openapi.json and docs/errors.md from the code
+## docs: regenerate docs/openapi.json, docs/errors.md and docs/configuration.md from the code
 docs: install-dev
 	APP_ENV=testing $(BIN)/flask openapi write --format json docs/openapi.json
 	APP_ENV=testing $(BIN)/flask docs errors docs/errors.md
+	APP_ENV=testing $(BIN)/flask docs settings docs/configuration.md
 
 ## fuzz: schemathesis against a live gunicorn on PostgreSQL + Redis (FUZZ_MAX_EXAMPLES=30)
 fuzz: install-dev

@@ -8,25 +8,20 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-# Metrics are shared by the workers through files; the directory must be known before any
-# project module (and so prometheus-client) is imported, here and in every worker.
+from config import settings_or_exit
+
+# Refuse to start, naming every bad setting, before any worker boots.
+settings = settings_or_exit()
+# Metrics are shared by the workers through files; the directory must be in the environment
+# before any project module (and so prometheus-client) is imported, here and in every worker.
 PROMETHEUS_DIR = os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR",
-    str(Path(tempfile.gettempdir()) / f"warden-prometheus-{os.environ.get('PORT') or '8000'}"),
+    "PROMETHEUS_MULTIPROC_DIR", settings.PROMETHEUS_MULTIPROC_DIR
 )
 os.makedirs(PROMETHEUS_DIR, exist_ok=True)
+# The app writes one JSON line per request itself; GUNICORN_ACCESS_LOG=1 adds gunicorn's.
+ACCESS_LOG = settings.GUNICORN_ACCESS_LOG
 
-from config import ConfigError, env_bool, load_config  # noqa: E402
-
-# Refuse to start, in one line, when the configuration is unsafe (before any worker boots).
-try:
-    settings = load_config()
-    # The app writes one JSON line per request itself; GUNICORN_ACCESS_LOG=1 adds gunicorn's.
-    ACCESS_LOG = env_bool(os.environ, "GUNICORN_ACCESS_LOG", False)
-except ConfigError as exc:
-    sys.exit(f"warden: configuration error: {exc}")
-
-bind = f"{os.environ.get('HOST') or '0.0.0.0'}:{settings.PORT}"  # noqa: S104
+bind = f"{settings.HOST}:{settings.PORT}"
 # gunicorn 27's control socket (for gunicornc) defaults to one path per user: a second
 # instance on the same machine would take it over, and stopping either would remove it.
 control_socket = str(Path(tempfile.gettempdir()) / f"warden-gunicorn-{settings.PORT}.ctl")
@@ -40,10 +35,7 @@ accesslog = "-" if ACCESS_LOG else None
 # No Referer: a page on the API's origin could carry a mailed link's token in it.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 errorlog = "-"
-# Trust X-Forwarded-Proto only when the app trusts proxies for X-Forwarded-For too.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or (
-    "*" if settings.TRUSTED_PROXIES else "127.0.0.1"
-)
+forwarded_allow_ips = settings.FORWARDED_ALLOW_IPS
 
 _FORMATTER = "console" if settings.LOG_FORMAT == "console" else "json"
 logconfig_dict = {

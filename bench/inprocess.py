@@ -60,7 +60,7 @@ def child(root: Path, configuration: str, requests: int) -> float:
         return cpu_per_request(create_floor_app().test_client(), "/api/v1/users/me", {}, requests)
 
     from bench import stack
-    from config import ProductionConfig
+    from config import load_settings
     from project import create_app
 
     with stack.sink() as box:
@@ -79,7 +79,7 @@ def child(root: Path, configuration: str, requests: int) -> float:
             env = {**warden.env, "LOG_LEVEL": "INFO"}
             if configuration != "warden":
                 env["RATELIMIT_ENABLED"] = "false"
-            app = create_app(ProductionConfig(env))
+            app = create_app(load_settings(env))
             # The access log line is part of the cost, but not of this process's output.
             logging.getLogger().handlers[0].setStream(open("/dev/null", "w"))  # noqa: SIM115
             if configuration == "no_redis_on_the_path":

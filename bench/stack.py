@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 from redis import Redis
 from sqlalchemy import Engine, create_engine, insert, make_url, text
 
-from config import RATELIMIT_SETTINGS, ProductionConfig, database_url
+from config import RATELIMIT_SETTINGS, database_url, load_settings
 from tests.live import BIN, call, production_env
 from tests.mailbox import Mailbox, free_port, start_smtp_server
 
@@ -316,9 +316,7 @@ class Warden:
         if self._app is None:
             from project import create_app
 
-            config = ProductionConfig({**self.env, "LOG_LEVEL": "WARNING"})
-            config.validate()
-            self._app = create_app(config)
+            self._app = create_app(load_settings({**self.env, "LOG_LEVEL": "WARNING"}))
         return self._app
 
     def mint_sessions(self, user_ids: Sequence[uuid.UUID], count: int) -> list[Any]:
@@ -329,6 +327,7 @@ class Warden:
         does real rotations on them. Inserted in bulk so a pool of tens of thousands takes
         seconds, not the hours tens of thousands of bcrypt logins would.
         """
+        from project.core.settings import current_settings
         from project.core.tokens import issue_token_pair, new_token_id
         from project.extensions import db
         from project.models import Session
@@ -337,9 +336,9 @@ class Warden:
         pairs = []
         rows = []
         with self.app.app_context():
-            config = self.app.config
+            settings = current_settings(self.app)
             now = utcnow()
-            expires = now + timedelta(seconds=int(config["REFRESH_TOKEN_TTL"]))
+            expires = now + timedelta(seconds=settings.REFRESH_TOKEN_TTL)
             for index in range(count):
                 user_id = user_ids[index % len(user_ids)]
                 session_id = uuid.uuid4()
@@ -362,8 +361,8 @@ class Warden:
                         session_id=session_id,
                         refresh_jti=jti,
                         token_version=0,
-                        access_ttl=int(config["ACCESS_TOKEN_TTL"]),
-                        refresh_ttl=int(config["REFRESH_TOKEN_TTL"]),
+                        access_ttl=settings.ACCESS_TOKEN_TTL,
+                        refresh_ttl=settings.REFRESH_TOKEN_TTL,
                     )
                 )
             for start in range(0, len(rows), 5000):

@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import Config, ConfigError, load_config
+from config import Settings, flask_config, settings_or_exit
 from project import cli, models
 from project.api import errors, health, metrics, middleware, v1, wellknown
 from project.api.auth import register_jwt_callbacks
@@ -19,6 +19,7 @@ from project.api.openapi import register_api
 from project.core.db_liveness import install_liveness_check
 from project.core.keys import KeySet
 from project.core.logging import configure_logging as configure_log_output
+from project.core.settings import SETTINGS_KEY, current_settings
 from project.extensions import api, cors, db, jwt, limiter, migrate, redis_client
 from project.repositories.user_cache import install_invalidation
 
@@ -28,16 +29,13 @@ logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def create_app(config: Config | None = None) -> Flask:
-    """Build the Flask application."""
-    if config is None:
-        try:
-            config = load_config()
-        except ConfigError as exc:
-            # One line, not a traceback, for gunicorn workers and every flask command.
-            raise SystemExit(f"warden: configuration error: {exc}") from None
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask application (from the process's settings by default)."""
+    if settings is None:
+        settings = settings_or_exit()
     app = Flask(__name__, static_folder=None)
-    app.config.from_object(config)
+    app.extensions[SETTINGS_KEY] = settings
+    app.config.from_mapping(flask_config(settings))
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # "//" in a path is a 404 like any unknown path, not a redirect to a Location built
     # from the Host header.
@@ -54,12 +52,13 @@ def create_app(config: Config | None = None) -> Flask:
 
 def configure_logging(app: Flask) -> None:
     """Send JSON log lines (or readable ones) to stderr."""
-    configure_log_output(level=app.config["LOG_LEVEL"], fmt=app.config["LOG_FORMAT"])
+    settings = current_settings(app)
+    configure_log_output(level=settings.LOG_LEVEL, fmt=settings.LOG_FORMAT)
 
 
 def trust_proxies(app: Flask) -> None:
     """Read the client address from X-Forwarded-For only through TRUSTED_PROXIES hops."""
-    hops = app.config["TRUSTED_PROXIES"]
+    hops = current_settings(app).TRUSTED_PROXIES
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
@@ -78,13 +77,13 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     redis_client.init_app(app)
     jwt.init_app(app)
-    if app.config["JWT_SIGNING_KEYS"]:
-        app.extensions["warden.keys"] = KeySet(app.config["JWT_SIGNING_KEYS"])
+    if current_settings(app).JWT_SIGNING_KEYS:
+        app.extensions["warden.keys"] = KeySet(list(current_settings(app).JWT_SIGNING_KEYS))
     register_jwt_callbacks(jwt)
     limiter.init_app(app)
     cors.init_app(
         app,
-        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+        resources={r"/api/*": {"origins": list(current_settings(app).CORS_ORIGINS)}},
         supports_credentials=True,
         max_age=600,  # browsers may cache a preflight for ten minutes
         allow_headers=["Authorization", "Content-Type", "X-CSRF-TOKEN", "X-Request-ID"],

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from marshmallow import ValidationError
 from redis import Redis
@@ -18,6 +18,7 @@ from config import MAX_RETENTION_DAYS, redis_tls_options
 from project.api.errors import errors_markdown
 from project.core import tasks
 from project.core.errors import AppError
+from project.core.settings import configuration_markdown, current_settings
 from project.schemas.auth import RegisterSchema
 from project.schemas.fields import storable_text
 from project.services import audit, seeding
@@ -66,7 +67,7 @@ audit_cli = AppGroup("audit", help="Maintain the audit trail.")
 )
 def prune_audit(days: int | None) -> None:
     """Delete audit events older than the retention period."""
-    keep = days or int(current_app.config["AUDIT_RETENTION_DAYS"])
+    keep = days or current_settings().AUDIT_RETENTION_DAYS
     deleted = audit.prune(older_than_days=keep)
     click.echo(f"Deleted {deleted} audit events older than {keep} days")
 
@@ -84,14 +85,13 @@ def run_worker(burst: bool) -> None:
     # SimpleWorker runs jobs in this process, inside the app context the command set up;
     # forking per job would share the database connection pool across processes.
     # The worker blocks on the queue for long stretches: no short socket timeout here.
+    settings = current_settings()
     connection = Redis.from_url(
-        current_app.config["REDIS_URL"],
-        **redis_tls_options(
-            current_app.config["REDIS_URL"], verify=current_app.config["REDIS_TLS_VERIFY"]
-        ),
+        str(settings.REDIS_URL),
+        **redis_tls_options(settings.REDIS_URL, verify=settings.REDIS_TLS_VERIFY),
     )
     worker = SimpleWorker([Queue(jobs.name, connection=connection)], connection=connection)
-    worker.work(burst=burst, with_scheduler=True, logging_level=current_app.config["LOG_LEVEL"])
+    worker.work(burst=burst, with_scheduler=True, logging_level=settings.LOG_LEVEL)
 
 
 @click.command("seed-users")
@@ -102,7 +102,7 @@ def run_worker(burst: bool) -> None:
 @click.option("--force", is_flag=True, help="Allow seeding when APP_ENV is production.")
 def seed_users(count: int, password: str, prefix: str, force: bool) -> None:
     """Insert COUNT users quickly (COPY on PostgreSQL) for benchmarks and load tests."""
-    if current_app.config["APP_ENV"] == "production" and not force:
+    if current_settings().APP_ENV == "production" and not force:
         raise click.ClickException("refusing to seed a production database (use --force)")
     if not SEED_PREFIX.fullmatch(prefix):
         raise click.ClickException(
@@ -126,8 +126,19 @@ docs_cli = AppGroup("docs", help="Generate documentation from the code.")
 @click.argument("output", type=click.Path(dir_okay=False), default="docs/errors.md")
 def write_errors(output: str) -> None:
     """Write the error code catalogue (docs/errors.md)."""
+    _write(output, errors_markdown())
+
+
+@docs_cli.command("settings")
+@click.argument("output", type=click.Path(dir_okay=False), default="docs/configuration.md")
+def write_settings(output: str) -> None:
+    """Write the settings reference (docs/configuration.md)."""
+    _write(output, configuration_markdown())
+
+
+def _write(output: str, text: str) -> None:
     try:
-        Path(output).write_text(errors_markdown(), encoding="utf-8")
+        Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"Wrote {output}")

@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from flask_jwt_extended import JWTManager
 from flask_jwt_extended.exceptions import CSRFError
 
+from project.core.settings import current_settings
 from project.core.verified_tokens import CACHE_KEY, VerifiedTokenCache
 
 
@@ -65,7 +66,7 @@ class CachingJWTManager(JWTManager):
     def init_app(self, app: Flask, add_context_processor: bool = False) -> None:
         """Bind to ``app`` with a cache of its own (apps may hold different keys)."""
         super().init_app(app, add_context_processor)
-        app.extensions[CACHE_KEY] = VerifiedTokenCache(int(app.config.get("TOKEN_CACHE_SIZE", 0)))
+        app.extensions[CACHE_KEY] = VerifiedTokenCache(current_settings(app).TOKEN_CACHE_SIZE)
 
     def _decode_jwt_from_config(
         self, encoded_token: str, csrf_value: str | None = None, allow_expired: bool = False

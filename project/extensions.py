@@ -1,6 +1,6 @@
 """Extension objects, created unbound; ``create_app`` binds them to an app."""
 
-from flask import current_app, request
+from flask import request
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -12,6 +12,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from project.compat import CachingJWTManager
 from project.core.redis_client import RedisClient
+from project.core.settings import current_settings
 
 # Deterministic constraint names, so migrations can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -40,7 +41,7 @@ redis_client = RedisClient()
 # Limits are callables reading the app's config, so each app applies its own values.
 limiter = Limiter(
     key_func=get_remote_address,
-    default_limits=[lambda: str(current_app.config["RATELIMIT_DEFAULT"])],
+    default_limits=[lambda: current_settings().RATELIMIT_DEFAULT],
     # CORS preflights carry no credentials and do no work: they never count.
     default_limits_exempt_when=lambda: request.method == "OPTIONS",
 )

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from project.core.passwords import common_passwords, password_problems
 from project.services.throttle import backoff
-from tests.conftest import PASSWORD, assert_problem, bearer, make_config, register_and_login
+from tests.conftest import PASSWORD, assert_problem, bearer, make_settings, register_and_login
 
 AppFactory = Callable[..., Flask]
 
@@ -56,7 +56,7 @@ def test_default_limit_covers_every_api_route_but_not_probes(app_factory: AppFac
     assert all(client.get("/api/v1/openapi.json").status_code == 200 for _ in range(5))
 
 
-@pytest.mark.skipif(not make_config().REDIS_URL, reason="needs TEST_REDIS_URL")
+@pytest.mark.skipif(not make_settings().REDIS_URL, reason="needs TEST_REDIS_URL")
 def test_rate_limits_are_shared_between_instances(app_factory: AppFactory) -> None:
     first = app_factory(RATELIMIT_REGISTER="2 per minute").test_client()
     second = app_factory(RATELIMIT_REGISTER="2 per minute").test_client()

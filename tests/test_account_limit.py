@@ -17,7 +17,7 @@ from project.core import errors
 from project.extensions import redis_client
 from project.services import account_limit
 from project.services.account_limit import Window
-from tests.conftest import PASSWORD, assert_problem, bearer, make_config, register_and_login
+from tests.conftest import PASSWORD, assert_problem, bearer, make_settings, register_and_login
 
 AppFactory = Callable[..., Flask]
 HIGH = "100000 per minute"
@@ -115,7 +115,7 @@ def test_the_account_limit_is_off_with_rate_limiting(app_factory: AppFactory) ->
     assert all(client.get("/api/v1/users/me", headers=headers).status_code == 200 for _ in range(4))
 
 
-@pytest.mark.skipif(not make_config().REDIS_URL, reason="needs TEST_REDIS_URL")
+@pytest.mark.skipif(not make_settings().REDIS_URL, reason="needs TEST_REDIS_URL")
 def test_instances_share_the_account_count(app_factory: AppFactory) -> None:
     first = app_factory(RATELIMIT_ACCOUNT="2 per minute", RATELIMIT_DEFAULT=HIGH).test_client()
     second = app_factory(RATELIMIT_ACCOUNT="2 per minute", RATELIMIT_DEFAULT=HIGH).test_client()
@@ -206,7 +206,7 @@ def test_counting_in_memory_waits_until_a_request_fits(
     assert refused.value.headers["Retry-After"] == str(round(0.6 * hour))
 
 
-@pytest.mark.skipif(not make_config().REDIS_URL, reason="needs TEST_REDIS_URL")
+@pytest.mark.skipif(not make_settings().REDIS_URL, reason="needs TEST_REDIS_URL")
 def test_counts_in_redis_cover_cold_sessions_and_skip_refusals(app_factory: AppFactory) -> None:
     app = app_factory(RATELIMIT_ACCOUNT="2 per minute", RATELIMIT_DEFAULT=HIGH)
     client = app.test_client()

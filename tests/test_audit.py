@@ -17,7 +17,7 @@ from project.core import tasks
 from project.extensions import db
 from project.models import AuditEvent, AuditEventType, Role, User
 from project.models.types import utcnow
-from tests.conftest import PASSWORD, assert_problem, bearer, make_config, run_jobs
+from tests.conftest import PASSWORD, assert_problem, bearer, make_settings, run_jobs
 from tests.mailbox import free_port
 
 Login = Callable[..., dict[str, Any]]
@@ -253,7 +253,7 @@ def test_a_failing_smtp_server_loses_nothing(
             assert job is not None and job.retries_left == 4
 
 
-@pytest.mark.skipif(not make_config().REDIS_URL, reason="needs TEST_REDIS_URL")
+@pytest.mark.skipif(not make_settings().REDIS_URL, reason="needs TEST_REDIS_URL")
 def test_the_worker_command_delivers_queued_mail(
     app: Flask, client: FlaskClient, inbox: Any
 ) -> None:

@@ -133,10 +133,10 @@ def servers(app_factory: AppFactory) -> Iterator[Servers]:
     page = f"http://localhost:{page_server.server_address[1]}"
     app = app_factory(
         CORS_ORIGINS=[page],
-        JWT_COOKIE_SECURE=False,  # plain http on localhost
+        COOKIE_SECURE=False,  # plain http on localhost
         ACCESS_TOKEN_TTL=ACCESS_TTL,
-        JWT_DECODE_LEEWAY=0,
     )
+    app.config["JWT_DECODE_LEEWAY"] = 0  # a Flask-JWT-Extended key, not a Warden setting
     recorder = Recorder(app.wsgi_app)
     app.wsgi_app = recorder  # type: ignore[method-assign]
     api_server = make_server("localhost", 0, app, threaded=True)

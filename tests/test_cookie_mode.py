@@ -194,7 +194,9 @@ def test_logging_out_the_other_sessions_keeps_this_browser_signed_in(
 
 
 def test_an_expired_cookie_token_reads_as_token_expired(app_factory: AppFactory) -> None:
-    client = app_factory(ACCESS_TOKEN_TTL=1, JWT_DECODE_LEEWAY=0).test_client()
+    app = app_factory(ACCESS_TOKEN_TTL=1)
+    app.config["JWT_DECODE_LEEWAY"] = 0  # a Flask-JWT-Extended key, not a Warden setting
+    client = app.test_client()
     client.post(
         "/api/v1/auth/register", json={"email": "cookie.expiry@example.com", "password": PASSWORD}
     )

@@ -16,7 +16,7 @@ from flask import Flask, abort
 from flask.testing import FlaskClient
 
 from project import create_app
-from tests.conftest import PASSWORD, assert_problem, bearer, make_config
+from tests.conftest import PASSWORD, assert_problem, bearer, make_settings
 
 
 def test_unknown_route(client: FlaskClient) -> None:
@@ -124,7 +124,7 @@ def test_validation_errors_name_each_field(client: FlaskClient) -> None:
 
 
 def test_unexpected_errors_reveal_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    app: Flask = create_app(make_config())
+    app: Flask = create_app(make_settings())
 
     @app.get("/boom")
     def boom() -> str:
@@ -170,7 +170,7 @@ def test_authentication_is_checked_before_the_body(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize("status", [406, 410, 428])
 def test_other_http_errors_keep_their_status(status: int) -> None:
-    app: Flask = create_app(make_config())
+    app: Flask = create_app(make_settings())
 
     @app.get("/teapot")
     def teapot() -> str:
@@ -181,7 +181,7 @@ def test_other_http_errors_keep_their_status(status: int) -> None:
 
 
 def test_a_werkzeug_503_stays_503() -> None:
-    app: Flask = create_app(make_config())
+    app: Flask = create_app(make_settings())
 
     @app.get("/maintenance")
     def maintenance() -> str:

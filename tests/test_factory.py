@@ -6,14 +6,15 @@ from pathlib import Path
 
 from flask import Flask
 
-from config import load_config
+from config import load_settings
 from project import create_app
-from tests.conftest import make_config
+from project.core.settings import current_settings
+from tests.conftest import make_settings
 
 
 def test_factory_builds_a_testing_app(app: Flask) -> None:
     assert app.testing
-    assert app.config["BCRYPT_ROUNDS"] == 4
+    assert current_settings(app).BCRYPT_ROUNDS == 4
     assert {"v1", "health", "api-docs"} <= set(app.blueprints)
 
 
@@ -28,14 +29,13 @@ def test_every_api_route_lives_under_v1(app: Flask) -> None:
 
 
 def test_two_apps_do_not_share_config() -> None:
-    first = create_app(make_config(ACCESS_TOKEN_TTL=60))
-    second = create_app(make_config(ACCESS_TOKEN_TTL=120))
-    assert first.config["ACCESS_TOKEN_TTL"] == 60
-    assert second.config["ACCESS_TOKEN_TTL"] == 120
+    first = create_app(make_settings(ACCESS_TOKEN_TTL=60))
+    second = create_app(make_settings(ACCESS_TOKEN_TTL=120))
+    assert current_settings(first).ACCESS_TOKEN_TTL == 60
+    assert current_settings(second).ACCESS_TOKEN_TTL == 120
 
 
 def test_default_sqlite_folder_is_created(tmp_path: Path) -> None:
     target = tmp_path / "nested" / "warden.db"
-    config = load_config({"DATABASE_URL": f"sqlite:///{target}"})
-    create_app(config)
+    create_app(load_settings({"DATABASE_URL": f"sqlite:///{target}"}))
     assert target.parent.is_dir()

@@ -16,9 +16,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from project import create_app
+from project.core.settings import current_settings
 from project.extensions import db
 from project.repositories import health as health_repository
-from tests.conftest import assert_problem, is_postgres, make_config
+from tests.conftest import assert_problem, is_postgres, make_settings
 
 
 def test_live(client: FlaskClient) -> None:
@@ -30,19 +31,14 @@ def test_live(client: FlaskClient) -> None:
 def test_ready_when_every_dependency_answers(app: Flask, client: FlaskClient) -> None:
     response = client.get("/health/ready")
     assert response.status_code == 200
-    expected = {"database": "ok"} | ({"redis": "ok"} if app.config["REDIS_URL"] else {})
+    expected = {"database": "ok"} | ({"redis": "ok"} if current_settings(app).REDIS_URL else {})
     assert response.json["checks"] == expected
 
 
 def test_not_ready_when_the_database_is_down() -> None:
     # Port 1 on loopback has no listener: connections are refused at once.
     url = "postgresql+psycopg://warden:hunter2@127.0.0.1:1/warden"
-    config = make_config(
-        SQLALCHEMY_DATABASE_URI=url,
-        SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}},
-        REDIS_URL=None,
-    )
-    client = create_app(config).test_client()
+    client = create_app(make_settings(DATABASE_URL=url, REDIS_URL=None)).test_client()
     started = time.monotonic()
     response = client.get("/health/ready")
     assert time.monotonic() - started < 3

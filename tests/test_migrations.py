@@ -10,20 +10,15 @@ from alembic.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import inspect, select
 
-from config import engine_options
 from project import create_app
 from project.core import emails
 from project.extensions import db
 from project.models import User
-from tests.conftest import make_config
+from tests.conftest import make_settings
 
 
 def test_upgrade_on_an_empty_database_leaves_no_pending_diff(empty_database_url: str) -> None:
-    config = make_config(
-        SQLALCHEMY_DATABASE_URI=empty_database_url,
-        SQLALCHEMY_ENGINE_OPTIONS=engine_options(empty_database_url),
-    )
-    app = create_app(config)
+    app = create_app(make_settings(DATABASE_URL=empty_database_url))
     runner = app.test_cli_runner()
     result = runner.invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, repr(result.exception)
@@ -46,9 +41,7 @@ FULL_WIDTH_CARL = "carl@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com"
 
 
 def _app_at_0004(url: str) -> Flask:
-    app = create_app(
-        make_config(SQLALCHEMY_DATABASE_URI=url, SQLALCHEMY_ENGINE_OPTIONS=engine_options(url))
-    )
+    app = create_app(make_settings(DATABASE_URL=url))
     result = app.test_cli_runner().invoke(args=["db", "upgrade", "0004"])
     assert result.exit_code == 0, repr(result.exception)
     return app

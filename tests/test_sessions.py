@@ -17,6 +17,7 @@ from flask_jwt_extended import decode_token as verify_token
 from redis import Redis
 from sqlalchemy import event, select, update
 
+from project.core.settings import current_settings
 from project.core.tokens import issue_token_pair
 from project.extensions import db
 from project.models import AuditEvent, AuditEventType, Session, User
@@ -30,7 +31,7 @@ from tests.conftest import (
     bearer,
     in_autocommit,
     is_postgres,
-    make_config,
+    make_settings,
     register_and_login,
 )
 
@@ -374,13 +375,13 @@ def test_password_change_on_one_instance_voids_tokens_on_another(
         assert_problem(second.get("/api/v1/users/me", headers=bearer(token)), 401, "token_revoked")
 
 
-@pytest.mark.skipif(not make_config().REDIS_URL, reason="needs TEST_REDIS_URL")
+@pytest.mark.skipif(not make_settings().REDIS_URL, reason="needs TEST_REDIS_URL")
 def test_revocation_is_written_to_redis_with_a_ttl(
     app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login
 ) -> None:
     tokens = login(make_user().email)
     sid = client.get("/api/v1/auth/sessions", headers=bearer(tokens["access_token"])).json[0]["id"]
-    redis = Redis.from_url(app.config["REDIS_URL"], decode_responses=True)
+    redis = Redis.from_url(current_settings(app).REDIS_URL, decode_responses=True)
     assert redis.get(f"warden:session:{sid}") == "1"
     assert 0 < redis.ttl(f"warden:session:{sid}") <= 30
     client.post("/api/v1/auth/logout", headers=bearer(tokens["access_token"]))

@@ -13,13 +13,14 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event, update
 
+from project.core.settings import current_settings
 from project.extensions import db, redis_client
 from project.models import Role, User
 from project.repositories.user_cache import TOMBSTONE, UserCache
-from tests.conftest import PASSWORD, assert_problem, bearer, make_config
+from tests.conftest import PASSWORD, assert_problem, bearer, make_settings
 
 Login = Callable[..., dict[str, Any]]
-needs_redis = pytest.mark.skipif(not make_config().REDIS_URL, reason="needs TEST_REDIS_URL")
+needs_redis = pytest.mark.skipif(not make_settings().REDIS_URL, reason="needs TEST_REDIS_URL")
 
 
 @contextmanager
@@ -48,7 +49,7 @@ def test_sql_statements_per_authenticated_request(
         assert client.get("/api/v1/users/me", headers=headers).status_code == 200
     # With Redis: none (session state and user both come from Redis).
     # Without Redis: one query joining the session and its user.
-    expected = 0 if app.config["REDIS_URL"] else 1
+    expected = 0 if current_settings(app).REDIS_URL else 1
     assert len(statements) == expected, statements
 
 

@@ -27,6 +27,7 @@ from project.api.ratelimits import CHECKS_ACCESS_TOKEN, bearer_token, counts_per
 from project.compat import document_operation
 from project.core import context, errors
 from project.core.keys import KeySet
+from project.core.settings import current_settings
 from project.core.tokens import TokenPair
 from project.core.verified_tokens import CACHE_KEY
 from project.models import User
@@ -232,7 +233,7 @@ def deliver_tokens(pair: TokenPair, *, cookie: bool) -> dict[str, Any] | TokenPa
 
     @after_this_request
     def set_cookies(response: Response) -> Response:
-        refresh_ttl = int(current_app.config["REFRESH_TOKEN_TTL"])
+        refresh_ttl = current_settings().REFRESH_TOKEN_TTL
         # The cookie outlives its token, so an expired one is answered 401 token_expired
         # (the signal to refresh) rather than silently vanishing from the browser.
         set_access_cookies(response, pair.access_token, max_age=refresh_ttl)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from project.core import errors, metrics
+from project.core.settings import current_settings
 
 blp = Blueprint("metrics", __name__)
 
@@ -14,7 +15,7 @@ blp = Blueprint("metrics", __name__)
 @blp.get("/metrics")
 def scrape() -> Response:
     """Expose every metric in the Prometheus text format."""
-    token = current_app.config["METRICS_TOKEN"]
+    token = current_settings().METRICS_TOKEN
     if token:
         scheme, _, supplied = request.headers.get("Authorization", "").partition(" ")
         # Constant-time, so the token cannot be guessed byte by byte from response times.

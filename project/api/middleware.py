@@ -9,12 +9,13 @@ import time
 import uuid
 from functools import partial
 
-from flask import Flask, Request, Response, current_app, g, request
+from flask import Flask, Request, Response, g, request
 from flask.sessions import SessionInterface, SessionMixin
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from project.core import context, errors, metrics, tasks
+from project.core.settings import current_settings
 from project.extensions import limiter
 from project.services.client import clean_ip, clean_user_agent
 
@@ -86,7 +87,7 @@ def finish_request(response: Response) -> Response:
     if request.path.startswith("/api/v1/") and not request.path.startswith(DOCS_PATHS):
         # Bodies carry tokens and personal data: no browser or proxy may keep a copy.
         response.headers["Cache-Control"] = "no-store"
-    if current_app.config["CORS_ORIGINS"] and request.path.startswith("/api/"):
+    if current_settings().CORS_ORIGINS and request.path.startswith("/api/"):
         # The CORS headers depend on the Origin: a shared cache must key on it, whether
         # or not this answer carries them (flask-cors adds it only for some configurations).
         response.vary.add("Origin")
@@ -95,7 +96,7 @@ def finish_request(response: Response) -> Response:
     if pending:
         # Deferred work (mail without Redis) runs once the client has its response.
         response.call_on_close(partial(tasks.run_all, pending))
-    if current_app.config["HSTS"]:
+    if current_settings().HSTS:
         response.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
     route = request.url_rule.rule if request.url_rule else "<unmatched>"
     elapsed = time.perf_counter() - g.get("started", time.perf_counter())

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import current_app, request
 
+from project.core.settings import current_settings
 from project.core.verified_tokens import CACHE_KEY, VerifiedTokenCache
 from project.extensions import limiter
 
@@ -20,7 +21,7 @@ ENDS_SESSIONS = "warden_ends_sessions"
 
 
 def _configured(name: str) -> Callable[[], str]:
-    return lambda: str(current_app.config[name])
+    return lambda: str(getattr(current_settings(), name))
 
 
 def limit(setting: str) -> Callable[[Any], Any]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 from typing import Any, Protocol
 
-from flask import current_app, render_template
+from flask import render_template
 
+from config import Settings
 from project.core import metrics
+from project.core.settings import current_settings
 
 logger = logging.getLogger("warden.mail")
 
@@ -68,14 +69,14 @@ class ConsoleBackend:
 class SmtpBackend:
     """Sends through an SMTP server, with STARTTLS and login when configured."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.host = str(config["MAIL_SERVER"])
-        self.port = int(config["MAIL_PORT"])
-        self.username = config.get("MAIL_USERNAME")
-        self.password = config.get("MAIL_PASSWORD")
-        self.use_tls = bool(config.get("MAIL_USE_TLS"))
-        self.sender = str(config["MAIL_FROM"])
-        self.timeout = int(config.get("MAIL_TIMEOUT", 10))
+    def __init__(self, settings: Settings) -> None:
+        self.host = str(settings.MAIL_SERVER)
+        self.port = settings.MAIL_PORT
+        self.username = settings.MAIL_USERNAME
+        self.password = settings.MAIL_PASSWORD
+        self.use_tls = settings.MAIL_USE_TLS
+        self.sender = settings.MAIL_FROM
+        self.timeout = settings.MAIL_TIMEOUT
 
     def send(self, message: Message) -> None:
         email = EmailMessage()
@@ -92,15 +93,15 @@ class SmtpBackend:
             smtp.send_message(email)
 
 
-def backend_for(config: Mapping[str, Any]) -> MailBackend:
+def backend_for(settings: Settings) -> MailBackend:
     """The backend MAIL_BACKEND names."""
-    return SmtpBackend(config) if config["MAIL_BACKEND"] == "smtp" else ConsoleBackend()
+    return SmtpBackend(settings) if settings.MAIL_BACKEND == "smtp" else ConsoleBackend()
 
 
 def deliver(message: dict[str, str]) -> None:
     """Send one message with the configured backend (the job behind every mail)."""
     try:
-        backend_for(current_app.config).send(Message(**message))
+        backend_for(current_settings()).send(Message(**message))
     except Exception:
         metrics.MAILS.labels("failed").inc()
         raise

@@ -6,6 +6,7 @@ from flask import Flask, current_app
 from redis import Redis
 
 from config import redis_tls_options
+from project.core.settings import current_settings
 
 # Redis answers in well under a millisecond; anything slower is treated as an outage so a
 # sick Redis cannot stall requests.
@@ -17,14 +18,15 @@ class RedisClient:
 
     def init_app(self, app: Flask) -> None:
         """Create the client for ``app`` (None when REDIS_URL is unset)."""
-        url = app.config.get("REDIS_URL")
+        settings = current_settings(app)
+        url = settings.REDIS_URL
         if not url:
             app.extensions["redis"] = app.extensions["redis.queue"] = None
             return
         options = {
             "socket_timeout": SOCKET_TIMEOUT,
             "socket_connect_timeout": SOCKET_TIMEOUT,
-            **redis_tls_options(url, verify=app.config.get("REDIS_TLS_VERIFY", True)),
+            **redis_tls_options(url, verify=settings.REDIS_TLS_VERIFY),
         }
         app.extensions["redis"] = Redis.from_url(
             url, health_check_interval=30, decode_responses=True, **options

@@ -25,6 +25,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from project.core import errors, metrics
+from project.core.settings import current_settings
 from project.repositories.session_state import Counted, Counter
 
 logger = logging.getLogger(__name__)
@@ -85,11 +86,11 @@ def _items(setting: str) -> tuple[RateLimitItem, ...]:
 
 def windows(now: float | None = None) -> list[Window]:
     """The account limit's windows now; none when rate limiting is off."""
-    if not current_app.config["RATELIMIT_ENABLED"]:
+    if not current_settings().RATELIMIT_ENABLED:
         return []
     now = time.time() if now is None else now
     found = []
-    for item in _items(str(current_app.config["RATELIMIT_ACCOUNT"])):
+    for item in _items(current_settings().RATELIMIT_ACCOUNT):
         index, into = divmod(now, item.get_expiry())
         found.append(Window(item, int(index), into / item.get_expiry()))
     return found

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from project.core import emails, errors, metrics, security
 from project.core.passwords import password_problems
+from project.core.settings import current_settings
 from project.core.tokens import TokenPair, issue_token_pair, new_token_id
 from project.extensions import db
 from project.models import AuditEventType, Session, User
@@ -24,13 +24,13 @@ from project.services.throttle import LoginGuard
 
 
 def _rounds() -> int:
-    return int(current_app.config["BCRYPT_ROUNDS"])
+    return current_settings().BCRYPT_ROUNDS
 
 
 def check_password_policy(password: str, *, email: str, field: str = "password") -> None:
     """Raise WeakPassword (naming ``field``) unless the password meets the policy."""
     problems = password_problems(
-        password, email=email, check_breached=current_app.config["PASSWORD_CHECK_BREACHED"]
+        password, email=email, check_breached=current_settings().PASSWORD_CHECK_BREACHED
     )
     if problems:
         raise errors.WeakPassword("The password is too weak.", errors={field: problems})
@@ -68,7 +68,7 @@ def register(*, email: str, password: str, full_name: str | None = None) -> User
     try:
         user = create_user(email=email, password=password, full_name=full_name)
     except errors.EmailTaken:
-        if not current_app.config["REGISTRATION_ENUMERATION_SAFE"]:
+        if not current_settings().REGISTRATION_ENUMERATION_SAFE:
             raise
         security.burn_verify(password, rounds=_rounds())
         owner = UserRepository().get_by_email(emails.parse(email).key)
@@ -122,7 +122,7 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
             AuditEventType.LOGIN_FAILED, user_id=user.id, details={"reason": "deactivated"}
         )
         raise errors.AccountDisabled("This account has been deactivated.")
-    if current_app.config["REQUIRE_VERIFIED_EMAIL"] and not user.email_verified:
+    if current_settings().REQUIRE_VERIFIED_EMAIL and not user.email_verified:
         audit.record_now(
             AuditEventType.LOGIN_FAILED, user_id=user.id, details={"reason": "email_not_verified"}
         )
@@ -150,7 +150,7 @@ def _open_session(user: User, client: ClientInfo) -> TokenPair:
             refresh_jti=new_token_id(),
             created_at=now,
             last_used_at=now,
-            expires_at=now + timedelta(seconds=int(current_app.config["REFRESH_TOKEN_TTL"])),
+            expires_at=now + timedelta(seconds=current_settings().REFRESH_TOKEN_TTL),
             ip=client.ip,
             user_agent=client.user_agent,
         )
@@ -164,8 +164,8 @@ def _issue(user: User, session_id: uuid.UUID, refresh_jti: str) -> TokenPair:
         session_id=session_id,
         refresh_jti=refresh_jti,
         token_version=user.token_version,
-        access_ttl=int(current_app.config["ACCESS_TOKEN_TTL"]),
-        refresh_ttl=int(current_app.config["REFRESH_TOKEN_TTL"]),
+        access_ttl=current_settings().ACCESS_TOKEN_TTL,
+        refresh_ttl=current_settings().REFRESH_TOKEN_TTL,
     )
 
 
@@ -189,7 +189,7 @@ def refresh(
         presented_jti=jti,
         new_jti=new_jti,
         now=now,
-        expires_at=now + timedelta(seconds=int(current_app.config["REFRESH_TOKEN_TTL"])),
+        expires_at=now + timedelta(seconds=current_settings().REFRESH_TOKEN_TTL),
         ip=client.ip,
         user_agent=client.user_agent,
     )
@@ -225,7 +225,7 @@ def refresh(
 
 
 def _within_reuse_interval(session: Session, jti: str) -> bool:
-    interval = int(current_app.config["REFRESH_REUSE_INTERVAL"])
+    interval = current_settings().REFRESH_REUSE_INTERVAL
     if interval <= 0 or session.previous_jti != jti or session.rotated_at is None:
         return False
     return utcnow() - session.rotated_at <= timedelta(seconds=interval)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from project.core import errors
+from project.core.settings import current_settings
 from project.repositories.health import DatabaseProbe, ProbeError, RedisProbe
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def readiness() -> dict[str, str]:
     redis_ok = check_redis()
     if redis_ok is not None:
         checks["redis"] = "ok" if redis_ok else "fail"
-    required = {"database"} | ({"redis"} if current_app.config["READY_REQUIRES_REDIS"] else set())
+    required = {"database"} | ({"redis"} if current_settings().READY_REQUIRES_REDIS else set())
     failed = [name for name, state in checks.items() if state != "ok" and name in required]
     if failed:
         raise errors.NotReady(f"Failed checks: {', '.join(failed)}.", checks=checks)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from flask import current_app
-
 from project.core import metrics
 from project.core.mail import deliver, render_message
+from project.core.settings import current_settings
 from project.core.tasks import defer
 
 
@@ -20,7 +19,7 @@ def lifetime(seconds: int) -> str:
 
 
 def _link(path: str, token: str) -> str:
-    return f"{current_app.config['FRONTEND_URL']}/{path}?token={token}"
+    return f"{current_settings().FRONTEND_URL}/{path}?token={token}"
 
 
 def _send(template: str, *, to: str, subject: str, **context: object) -> None:
@@ -36,7 +35,7 @@ def verification(*, to: str, token: str) -> None:
         to=to,
         subject="Confirm your email address",
         link=_link("verify-email", token),
-        lifetime=lifetime(current_app.config["VERIFY_TOKEN_TTL"]),
+        lifetime=lifetime(current_settings().VERIFY_TOKEN_TTL),
     )
 
 
@@ -47,7 +46,7 @@ def password_reset(*, to: str, token: str) -> None:
         to=to,
         subject="Reset your password",
         link=_link("reset-password", token),
-        lifetime=lifetime(current_app.config["RESET_TOKEN_TTL"]),
+        lifetime=lifetime(current_settings().RESET_TOKEN_TTL),
     )
 
 
@@ -63,7 +62,7 @@ def email_change_confirmation(*, to: str, token: str) -> None:
         to=to,
         subject="Confirm your new email address",
         link=_link("verify-email", token),
-        lifetime=lifetime(current_app.config["EMAIL_CHANGE_TOKEN_TTL"]),
+        lifetime=lifetime(current_settings().EMAIL_CHANGE_TOKEN_TTL),
     )
 
 
@@ -83,5 +82,5 @@ def account_exists(*, to: str) -> None:
         "account_exists",
         to=to,
         subject="You already have an account",
-        link=f"{current_app.config['FRONTEND_URL']}/login",
+        link=f"{current_settings().FRONTEND_URL}/login",
     )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from flask import current_app
-
 from project.core import context, emails, errors, security
+from project.core.settings import current_settings
 from project.core.tasks import defer
 from project.extensions import db
 from project.models import AuditEventType, TokenPurpose
@@ -32,7 +31,7 @@ def send_reset_link(email: str, request_context: dict[str, str | None]) -> None:
     if user is None or not user.is_active:
         return
     token = one_time_tokens.issue(
-        user.id, TokenPurpose.RESET_PASSWORD, ttl=int(current_app.config["RESET_TOKEN_TTL"])
+        user.id, TokenPurpose.RESET_PASSWORD, ttl=current_settings().RESET_TOKEN_TTL
     )
     audit.record(AuditEventType.PASSWORD_RESET_REQUESTED, user_id=user.id, actor_id=user.id)
     db.session.commit()
@@ -50,7 +49,7 @@ def reset_password(*, token: str, new_password: str) -> None:
     check_password_policy(new_password, email=user.email_normalized, field="new_password")
     one_time_tokens.consume(found)
     user.password_hash = security.hash_password(
-        new_password, rounds=int(current_app.config["BCRYPT_ROUNDS"])
+        new_password, rounds=current_settings().BCRYPT_ROUNDS
     )
     user.token_version += 1
     one_time_tokens.void_all(user.id)

@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from project.core import emails, errors, security
+from project.core.settings import current_settings
 from project.extensions import db
 from project.models import Role
 from project.models.types import utcnow
@@ -61,9 +61,7 @@ def _rows(count: int, *, prefix: str, password_hash: str) -> Iterator[dict[str, 
 def seed_users(*, count: int, password: str, prefix: str = "seed") -> int:
     """Insert ``count`` users sharing one password (hashed once); return how many."""
     _check_prefix(prefix)
-    password_hash = security.hash_password(
-        password, rounds=int(current_app.config["BCRYPT_ROUNDS"])
-    )
+    password_hash = security.hash_password(password, rounds=current_settings().BCRYPT_ROUNDS)
     try:
         inserted = UserRepository().bulk_insert(
             _rows(count, prefix=prefix, password_hash=password_hash), batch=BATCH

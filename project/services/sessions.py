@@ -9,6 +9,7 @@ from datetime import datetime
 from flask import current_app
 
 from project.core import errors, metrics
+from project.core.settings import current_settings
 from project.extensions import db
 from project.models import AuditEventType, LogoutScope
 from project.models.types import utcnow
@@ -32,8 +33,7 @@ class ActiveSession:
 def publish_revocations(session_ids: list[uuid.UUID], *, cause: str) -> None:
     """Tell every instance, through Redis, that these sessions ended (after the commit)."""
     metrics.REVOCATIONS.labels(cause).inc(len(session_ids))
-    config = current_app.config
-    ttl = int(config["ACCESS_TOKEN_TTL"]) + int(config["JWT_DECODE_LEEWAY"])
+    ttl = current_settings().ACCESS_TOKEN_TTL + int(current_app.config["JWT_DECODE_LEEWAY"])
     SessionStateCache().mark_revoked(session_ids, ttl=ttl)
 
 

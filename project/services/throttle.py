@@ -7,8 +7,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from flask import current_app
-
+from project.core.settings import current_settings
 from project.repositories.login_attempts import Attempts, AttemptStore, attempt_store
 
 # Failure counters are forgotten after a day without failures.
@@ -61,13 +60,13 @@ class LoginGuard:
 
     def record_failure(self) -> None:
         """Count a failure against the pair and the account, locking when past the free tries."""
-        config = current_app.config
+        settings = current_settings()
         limits = (
-            (self._pair, config["LOGIN_FREE_FAILURES_PER_IP"], config["LOGIN_BACKOFF_CAP_IP"]),
+            (self._pair, settings.LOGIN_FREE_FAILURES_PER_IP, settings.LOGIN_BACKOFF_CAP_IP),
             (
                 self._account,
-                config["LOGIN_FREE_FAILURES_PER_ACCOUNT"],
-                config["LOGIN_BACKOFF_CAP_ACCOUNT"],
+                settings.LOGIN_FREE_FAILURES_PER_ACCOUNT,
+                settings.LOGIN_BACKOFF_CAP_ACCOUNT,
             ),
         )
         now = time.time()

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
-
 from project.core import emails, errors, security
+from project.core.settings import current_settings
 from project.extensions import db
 from project.models import AuditEventType, Role, User
 from project.repositories import SessionRepository, UserFilters, UserRepository
@@ -79,7 +78,7 @@ def change_password(
     """
     user = _lock_unchanged(user_id, _checked_hash(user_id, current_password))
     check_password_policy(new_password, email=user.email_normalized, field="new_password")
-    rounds = int(current_app.config["BCRYPT_ROUNDS"])
+    rounds = current_settings().BCRYPT_ROUNDS
     user.password_hash = security.hash_password(new_password, rounds=rounds)
     user.token_version += 1
     revoked = end_sessions(user.id, keep=session_id)

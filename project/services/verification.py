@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from project.core import context, emails, errors
+from project.core.settings import current_settings
 from project.core.tasks import defer
 from project.extensions import db
 from project.models import AuditEventType, TokenPurpose, User
@@ -18,7 +18,7 @@ from project.services import audit, notifications, one_time_tokens
 def start_verification(user: User) -> str:
     """Issue a verification token and record it (no commit); return the raw token to mail."""
     token = one_time_tokens.issue(
-        user.id, TokenPurpose.VERIFY_EMAIL, ttl=int(current_app.config["VERIFY_TOKEN_TTL"])
+        user.id, TokenPurpose.VERIFY_EMAIL, ttl=current_settings().VERIFY_TOKEN_TTL
     )
     audit.record(AuditEventType.EMAIL_VERIFICATION_SENT, user_id=user.id, actor_id=user.id)
     return token
@@ -96,7 +96,7 @@ def stage_email_change(*, user: User, new_email: str) -> StagedEmailChange | Non
     token = one_time_tokens.issue(
         user.id,
         TokenPurpose.CHANGE_EMAIL,
-        ttl=int(current_app.config["EMAIL_CHANGE_TOKEN_TTL"]),
+        ttl=current_settings().EMAIL_CHANGE_TOKEN_TTL,
         data={"new_email": new_email},
     )
     audit.record(AuditEventType.EMAIL_CHANGE_REQUESTED, user_id=user.id, details={"to": new_email})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response, current_app, jsonify
+from flask import Response, jsonify
 from flask_jwt_extended import current_user
 
 from project.api.arguments import Blueprint, refuse_body
@@ -29,6 +29,7 @@ from project.api.ratelimits import (
     refresh_limit,
     register_limit,
 )
+from project.core.settings import current_settings
 from project.core.tokens import TokenPair
 from project.models import LogoutScope, User
 from project.schemas.auth import (
@@ -78,7 +79,7 @@ def register(data: dict[str, Any]) -> User | Response:
     address is taken.
     """
     user = auth.register(**data)
-    if user is None or current_app.config["REGISTRATION_ENUMERATION_SAFE"]:
+    if user is None or current_settings().REGISTRATION_ENUMERATION_SAFE:
         # A Response, which flask-smorest passes through: a (body, 202) pair would be
         # dumped with the 201 schema, UserSchema, and come out as {}.
         accepted = jsonify(AcceptedSchema().dump(ACCEPTED))
