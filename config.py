@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 import marshmallow as ma
 from dotenv import dotenv_values
-from environs import Env, EnvValidationError
 from jwt import PyJWK, PyJWTError
 from limits import parse_many
 from sqlalchemy.engine import make_url
@@ -55,7 +54,7 @@ class Required:
 REQUIRED = Required()
 
 
-# Parsers: marshmallow fields that environs runs on the raw strings.
+# Parsers: marshmallow fields, each reading a setting's raw string.
 
 
 class Text(ma.fields.String):
@@ -563,20 +562,12 @@ DECLARATIONS: dict[str, Declaration] = {
 }
 
 
-class MappingEnv(Env):
-    """environs over one mapping (the process environment and .env, or a test's)."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        super().__init__(eager=False)
-        self.environ = environ
-        for parser in PARSERS:
-            self.add_parser_from_field(parser.__name__, parser)
-
-    def _get_value(self, env_key: str, default: Any) -> Any:
-        # environs reads os.environ itself; Warden reads one mapping, in which an empty
-        # value counts as unset.
-        value = self.environ.get(env_key)
-        return default if value in (None, "") else value
+def parse(declaration: Declaration, raw: str) -> tuple[Any, list[str]]:
+    """``raw`` read by the setting's marshmallow field, or None and what is wrong with it."""
+    try:
+        return declaration.parser(**declaration.options).deserialize(raw), []
+    except ma.ValidationError as exc:
+        return None, exc.messages if isinstance(exc.messages, list) else [str(exc)]
 
 
 def with_dotenv(
@@ -606,7 +597,6 @@ def load_settings(
         environ, dotenv_path = os.environ, dotenv_path or DOTENV_PATH
     problems: dict[str, list[str]] = defaultdict(list)
     source = with_dotenv(environ, dotenv_path, problems) if dotenv_path else dict(environ)
-    reader = MappingEnv(source)
     values: dict[str, Any] = {}
     app_env = "development"
     for name, declaration in DECLARATIONS.items():
@@ -614,17 +604,15 @@ def load_settings(
         variable = name
         if app_env == "testing" and declaration.testing_variable:
             variable = declaration.testing_variable
-        parse = getattr(reader, declaration.parser.__name__)
-        plain = None if default is REQUIRED or callable(default) else default
-        values[name] = parse(variable, plain, **declaration.options)
+        raw = source.get(variable)
+        if raw in (None, ""):  # an empty value counts as unset
+            values[name] = None if default is REQUIRED or callable(default) else default
+        else:
+            values[name], messages = parse(declaration, raw)
+            if messages:
+                problems[variable].extend(messages)
         if name == "APP_ENV":
             app_env = values[name] or "development"
-    try:
-        reader.seal()
-    except EnvValidationError as exc:
-        errors = exc.error_messages
-        for variable, messages in errors.items() if isinstance(errors, Mapping) else ():
-            problems[variable].extend(messages)
     for name, message in _cross_checks(values, app_env, source):
         problems[name].append(message)
     if problems:
