@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
+# Warden reads .env by its own rule (config.py); flask commands must not load it behind it.
+export FLASK_SKIP_DOTENV := 1
 
 .PHONY: run test lint format install install-dev clean docs postman fuzz bench bench-scale
 
