@@ -216,6 +216,7 @@ def test_a_copy_decodes_to_the_row_it_encodes(app: Flask, make_user: Callable[..
         row = db.session.get(User, user.id)
         assert row is not None
         copy = decode(encode(row))
+        assert copy is not None
         expected = {key: value for key, value in _columns(row).items() if key not in SECRETS}
         assert {key: getattr(copy, key) for key in expected} == expected
         assert copy.password_hash is None
@@ -239,3 +240,15 @@ def test_a_token_of_an_older_version_finds_no_copy(
         # The old version's copy is a tombstone: it vouches for no token any more.
         assert redis_client.client.get(UserCache.key(user.id, 0)) == TOMBSTONE
     assert_problem(client.get("/api/v1/users/me", headers=headers), 401, "token_revoked")
+
+
+def test_a_copy_of_another_shape_is_a_miss(app: Flask, make_user: Callable[..., User]) -> None:
+    user = make_user()
+    with app.app_context():
+        row = db.session.get(User, user.id)
+        assert row is not None
+        current = json.loads(encode(row))
+        # Written by a release whose User had a column fewer, or one more.
+        assert UserCache.parse(json.dumps({**current, "nickname": "ada"})) is None
+        current.pop("full_name")
+        assert UserCache.parse(json.dumps(current)) is None

@@ -12,6 +12,7 @@ import enum
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -38,16 +39,22 @@ TOMBSTONE_TTL = 10
 # Never leaves the database: a copy in Redis must not help an attacker who reads it.
 SECRETS = frozenset({"password_hash"})
 PENDING = "warden.changed_users"
+# What a copy's JSON can hold and read back (None aside).
+CACHEABLE = (bool, int, str, uuid.UUID, datetime, enum.Enum)
 
 
 @cache
 def cached_columns() -> dict[str, type]:
     """Every column of ``User`` but the secrets, by attribute name, with its Python type."""
-    return {
+    columns = {
         prop.key: _python_type(prop.columns[0].type)
         for prop in inspect(User).column_attrs
         if prop.key not in SECRETS
     }
+    unsupported = {key for key, kind in columns.items() if not issubclass(kind, CACHEABLE)}
+    if unsupported:
+        raise TypeError(f"the user cache cannot store columns {sorted(unsupported)}")
+    return columns
 
 
 def _python_type(column_type: TypeEngine[Any]) -> type:
@@ -68,16 +75,22 @@ def _encode_value(value: object) -> object:
     return value  # bool, int, str, None: JSON as they are
 
 
-def _decode_value(python_type: type, value: object) -> object:
-    if value is None:
-        return None
+def _reader(python_type: type) -> Callable[[Any], object] | None:
     if issubclass(python_type, uuid.UUID):
-        return uuid.UUID(str(value))
+        return uuid.UUID
     if issubclass(python_type, datetime):
-        return datetime.fromisoformat(str(value))
+        return datetime.fromisoformat
     if issubclass(python_type, enum.Enum):
-        return python_type(value)
-    return value
+        return python_type
+    return None  # bool, int, str: JSON holds them as they are
+
+
+@cache
+def _readers() -> tuple[tuple[str, Callable[[Any], object]], ...]:
+    """How to read back the cached columns JSON does not hold as they are."""
+    return tuple(
+        (key, read) for key, kind in cached_columns().items() if (read := _reader(kind)) is not None
+    )
 
 
 def encode(user: User) -> str:
@@ -85,11 +98,18 @@ def encode(user: User) -> str:
     return json.dumps({key: _encode_value(getattr(user, key)) for key in cached_columns()})
 
 
-def decode(raw: str) -> User:
-    """A detached ``User`` from its copy; the secrets are not set."""
+def decode(raw: str) -> User | None:
+    """A detached ``User`` from its copy, without its secrets; None for another shape.
+
+    A copy written by a release with other columns is not trusted to have them all.
+    """
     data = json.loads(raw)
-    columns = cached_columns()
-    return User(**{key: _decode_value(kind, data[key]) for key, kind in columns.items()})
+    if data.keys() != cached_columns().keys():
+        return None
+    for key, read in _readers():
+        if data[key] is not None:
+            data[key] = read(data[key])
+    return User(**data)
 
 
 class UserCache:
@@ -106,11 +126,9 @@ class UserCache:
     @staticmethod
     def parse(raw: object) -> User | None:
         """Decode a value read from a copy's key; None (a miss) for nothing or a tombstone."""
-        if raw is None or raw == TOMBSTONE:
-            metrics.USER_CACHE.labels("miss").inc()
-            return None
-        metrics.USER_CACHE.labels("hit").inc()
-        return decode(str(raw))
+        user = None if raw is None or raw == TOMBSTONE else decode(str(raw))
+        metrics.USER_CACHE.labels("miss" if user is None else "hit").inc()
+        return user
 
     @staticmethod
     def stage_put(target: Redis | Pipeline, user: User) -> None:
@@ -168,6 +186,7 @@ def install_invalidation() -> None:
     Hooking the ORM session, rather than each use case, means a new code path that edits a
     user cannot forget to.
     """
+    cached_columns()  # a column the cache cannot store fails at startup, not per request
     if not event.contains(OrmSession, "before_flush", _collect):
         event.listen(OrmSession, "before_flush", _collect)
         event.listen(OrmSession, "after_commit", _after_commit)

@@ -55,6 +55,8 @@ def check(claims: Mapping[str, Any], *, count: bool) -> User:
     (RateLimited when over it). The user returned may be a detached copy without its
     password hash: use cases that change a user load it themselves.
     """
+    if claims.get("type") != "access":
+        raise errors.TokenRevoked(ENDED)  # a refresh token is checked by its rotation
     user_id, session_id = claimed_ids(claims)
     version = claimed_version(claims)
     limits = windows() if count else []
