@@ -38,8 +38,8 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("refresh use case (rotate, commit, sign)", ("refresh (project/services/auth.py",)),
     (
-        "session check: authenticate (Redis markers, user cache, DB)",
-        ("authenticate (project/services/auth.py",),
+        "session check: access.check (Redis markers, user cache, DB)",
+        ("check (project/services/access.py", "authenticate (project/services/auth.py"),
     ),
     ("JWT decode and verify (flask-jwt-extended, PyJWT)", ("flask_jwt_extended/", "jwt/api_")),
     (

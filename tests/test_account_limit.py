@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -13,10 +12,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from limits import parse
 
-from project.core import errors
 from project.extensions import redis_client
-from project.services import account_limit
-from project.services.account_limit import Window
+from project.services import access
+from project.services.access import Window
 from tests.conftest import PASSWORD, assert_problem, bearer, make_settings, register_and_login
 
 AppFactory = Callable[..., Flask]
@@ -187,23 +185,30 @@ def test_retry_after_names_the_longest_wait(app_factory: AppFactory) -> None:
     assert int(limited.headers["Retry-After"]) > 1000
 
 
+@pytest.mark.parametrize("redis_url", [None, "redis://127.0.0.1:1/0"], ids=["none", "down"])
 def test_counting_in_memory_waits_until_a_request_fits(
-    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch, redis_url: str | None
 ) -> None:
     # 0.9 into an hour, where the end of the window (0.1 h) is not when a request fits.
     hour = 3600
-    now = (int(time.time() // hour) + 0.9) * hour
-    monkeypatch.setattr(limits.storage.memory, "time", SimpleNamespace(time=lambda: now))
-    app = app_factory(RATELIMIT_ACCOUNT="2 per hour")
-    account = uuid.uuid4()
-    with app.app_context():
-        windows = account_limit.windows(now)
-        for _ in range(2):
-            account_limit.check(account, windows, None)
-        with pytest.raises(errors.RateLimited) as refused:
-            account_limit.check(account, windows, None)
+    clock = SimpleNamespace(time=lambda: (int(time.time() // hour) + 0.9) * hour)
+    monkeypatch.setattr(limits.storage.memory, "time", clock)
+    monkeypatch.setattr(access, "time", clock)
+    app = app_factory(
+        RATELIMIT_ACCOUNT="2 per hour",
+        RATELIMIT_DEFAULT=HIGH,
+        REDIS_URL=redis_url,
+    )
+    client = app.test_client()
+    headers = bearer(register_and_login(client, "offline@example.com")["access_token"])
+    assert [client.get("/api/v1/users/me", headers=headers).status_code for _ in range(2)] == [
+        200,
+        200,
+    ]
+    refused = client.get("/api/v1/users/me", headers=headers)
+    assert_problem(refused, 429, "rate_limited")
     # Next hour, this one's 2 weigh 2 * (1 - f); a third fits from f = 1/2: in 0.1 + 0.5 h.
-    assert refused.value.headers["Retry-After"] == str(round(0.6 * hour))
+    assert refused.headers["Retry-After"] == str(round(0.6 * hour))
 
 
 @pytest.mark.skipif(not make_settings().REDIS_URL, reason="needs TEST_REDIS_URL")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,12 +12,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import event, update
+from sqlalchemy import event, inspect, update
 
 from project.core.settings import current_settings
 from project.extensions import db, redis_client
 from project.models import Role, User
-from project.repositories.user_cache import TOMBSTONE, UserCache
+from project.repositories.user_cache import SECRETS, TOMBSTONE, UserCache, decode, encode
 from tests.conftest import PASSWORD, assert_problem, bearer, make_settings
 
 Login = Callable[..., dict[str, Any]]
@@ -157,9 +158,98 @@ def test_a_deleted_users_copy_becomes_a_tombstone(
     assert client.get("/api/v1/users/me", headers=headers).status_code == 200  # cached
     with app.app_context():
         assert redis_client.client is not None
-        assert redis_client.client.get(UserCache.key(user.id)) not in (None, TOMBSTONE)
+        assert redis_client.client.get(UserCache.key(user.id, user.token_version)) not in (
+            None,
+            TOMBSTONE,
+        )
     deleted = client.delete("/api/v1/users/me", json={"password": PASSWORD}, headers=headers)
     assert deleted.status_code == 204
     with app.app_context():
         assert redis_client.client is not None
-        assert redis_client.client.get(UserCache.key(user.id)) == TOMBSTONE
+        assert redis_client.client.get(UserCache.key(user.id, user.token_version)) == TOMBSTONE
+
+
+def _columns(user: User) -> dict[str, Any]:
+    """Every mapped column of ``user``, read from the model's mapper (not the cache's list)."""
+    return {prop.key: getattr(user, prop.key) for prop in inspect(User).column_attrs}
+
+
+@needs_redis
+def test_every_column_but_the_secrets_round_trips_through_the_cache(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    user = make_user(full_name="Ada Lovelace", email_verified=True, token_version=3)
+    headers = bearer(login(user.email)["access_token"])
+    assert client.get("/api/v1/users/me", headers=headers).status_code == 200  # cached
+    with app.app_context():
+        assert redis_client.client is not None
+        raw = redis_client.client.get(UserCache.key(user.id, user.token_version))
+        row = db.session.get(User, user.id)
+        assert row is not None and isinstance(raw, str)
+        cached = UserCache.parse(raw)
+        assert cached is not None
+        expected = {key: value for key, value in _columns(row).items() if key not in SECRETS}
+        assert {key: getattr(cached, key) for key in expected} == expected
+        # A column the mapper knows but the copy lacks would fail here, not return null.
+        assert set(json.loads(raw)) == set(expected)
+
+
+@needs_redis
+def test_the_password_hash_never_reaches_redis(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    user = make_user()
+    headers = bearer(login(user.email)["access_token"])
+    assert client.get("/api/v1/users/me", headers=headers).status_code == 200
+    with app.app_context():
+        assert redis_client.client is not None
+        row = db.session.get(User, user.id)
+        assert row is not None
+        stored = [redis_client.client.get(key) for key in redis_client.client.keys("warden:*")]
+        assert stored and not any(row.password_hash in str(value) for value in stored)
+        raw = redis_client.client.get(UserCache.key(user.id, user.token_version))
+        assert "password_hash" not in json.loads(str(raw))
+
+
+def test_a_copy_decodes_to_the_row_it_encodes(app: Flask, make_user: Callable[..., User]) -> None:
+    user = make_user(full_name=None)
+    with app.app_context():
+        row = db.session.get(User, user.id)
+        assert row is not None
+        copy = decode(encode(row))
+        assert copy is not None
+        expected = {key: value for key, value in _columns(row).items() if key not in SECRETS}
+        assert {key: getattr(copy, key) for key in expected} == expected
+        assert copy.password_hash is None
+
+
+@needs_redis
+def test_a_token_of_an_older_version_finds_no_copy(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    user = make_user()
+    headers = bearer(login(user.email)["access_token"])
+    assert client.get("/api/v1/users/me", headers=headers).status_code == 200
+    changed = client.post(
+        "/api/v1/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "a brand new secret"},
+        headers=headers,
+    )
+    assert changed.status_code == 204
+    with app.app_context():
+        assert redis_client.client is not None
+        # The old version's copy is a tombstone: it vouches for no token any more.
+        assert redis_client.client.get(UserCache.key(user.id, 0)) == TOMBSTONE
+    assert_problem(client.get("/api/v1/users/me", headers=headers), 401, "token_revoked")
+
+
+def test_a_copy_of_another_shape_is_a_miss(app: Flask, make_user: Callable[..., User]) -> None:
+    user = make_user()
+    with app.app_context():
+        row = db.session.get(User, user.id)
+        assert row is not None
+        current = json.loads(encode(row))
+        # Written by a release whose User had a column fewer, or one more.
+        assert UserCache.parse(json.dumps({**current, "nickname": "ada"})) is None
+        current.pop("full_name")
+        assert UserCache.parse(json.dumps(current)) is None

@@ -16,26 +16,25 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 os.environ["RATELIMIT_ENABLED"] = "false"
 
 from project import create_app
-from project.services import auth
+from project.services import access
 
-_check = auth.authenticate
+_check = access.check
 _known: dict[tuple[uuid.UUID, uuid.UUID], Any] = {}
 
 
-def remembered(
-    *, user_id: uuid.UUID, session_id: uuid.UUID, token_version: int | None, count: bool = False
-) -> Any:
+def remembered(claims: Mapping[str, Any], *, count: bool) -> Any:
     """The first answer for a session, kept for the worker's life (a probe, not a cache)."""
-    key = (user_id, session_id)
+    key = access.claimed_ids(claims)
     if key not in _known:
-        _known[key] = _check(user_id=user_id, session_id=session_id, token_version=token_version)
+        _known[key] = _check(claims, count=False)
     return _known[key]
 
 
-auth.authenticate = remembered
+access.check = remembered
 app = create_app()

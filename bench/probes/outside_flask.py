@@ -20,11 +20,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from project import create_app
-from project.api.auth import claimed_ids, claimed_version
 from project.core import context, errors, metrics
 from project.core.verified_tokens import CACHE_KEY
 from project.schemas.users import UserSchema
-from project.services import auth
+from project.services import access
 from project.services.client import clean_ip
 
 warden = create_app()
@@ -49,20 +48,14 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     context.bind(request_id=request_id, ip=clean_ip(environ.get("REMOTE_ADDR")))
     try:
         with warden.app_context():
-            user_id, session_id = claimed_ids(claims)
-            user = auth.authenticate(
-                user_id=user_id,
-                session_id=session_id,
-                token_version=claimed_version(claims),
-                count=True,
-            )
+            user = access.check(claims, count=True)
             body = json.dumps(schema.dump(user), separators=(",", ":")).encode()
     except errors.AppError as refusal:
         context.clear()
         if isinstance(refusal, errors.TokenRevoked):
             verified.forget(header[7:])  # as Warden's own session check does
         return warden(environ, start_response)  # Warden answers the refusal itself
-    context.bind(user_id=str(user_id))
+    context.bind(user_id=str(user.id))
     start_response(
         "200 OK",
         [

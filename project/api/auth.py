@@ -31,7 +31,8 @@ from project.core.settings import current_settings
 from project.core.tokens import TokenPair
 from project.core.verified_tokens import CACHE_KEY
 from project.models import User
-from project.services import auth as auth_service
+from project.services import access
+from project.services.access import claimed_ids
 from project.services.client import ClientInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,14 +98,9 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
 
     @jwt.token_in_blocklist_loader
     def is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
+        view = current_app.view_functions.get(request.endpoint or "")
         try:
-            user_id, session_id = claimed_ids(payload)
-            user = auth_service.authenticate(
-                user_id=user_id,
-                session_id=session_id,
-                token_version=claimed_version(payload) if payload.get("type") == "access" else None,
-                count=counts_per_account(current_app.view_functions.get(request.endpoint or "")),
-            )
+            user = access.check(payload, count=counts_per_account(view))
         except errors.TokenRevoked as exc:
             g.revoked_because = exc.detail
             token = bearer_token()
@@ -181,25 +177,6 @@ def refresh_token_required(view: F) -> F:
 
     _document(wrapper, 401, 403, security=REFRESH_SECURITY)
     return cast(F, wrapper)
-
-
-def claimed_ids(claims: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID]:
-    """The user and session ids a verified token names; malformed ones name no live session."""
-    user_id, session_id = claims.get("sub"), claims.get("sid")
-    if not isinstance(user_id, str) or not isinstance(session_id, str):
-        raise errors.TokenRevoked("This session has ended.")
-    try:
-        return uuid.UUID(user_id), uuid.UUID(session_id)
-    except ValueError:
-        raise errors.TokenRevoked("This session has ended.") from None
-
-
-def claimed_version(claims: dict[str, Any]) -> int:
-    """The token version an access token carries; anything but a JSON integer is refused."""
-    version = claims.get("ver")
-    if type(version) is not int:  # not a bool, float or numeric string either
-        raise errors.TokenRevoked("This session has ended.")
-    return version
 
 
 def current_user_id() -> uuid.UUID:

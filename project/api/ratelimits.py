@@ -70,7 +70,7 @@ def bearer_token() -> str | None:
 
 @limiter.request_filter
 def counted_per_account_only() -> bool:
-    """Whether Flask-Limiter skips this request, because its session check counts it.
+    """Whether Flask-Limiter skips this request, because the access check counts it.
 
     So only for a view that counts per account, and only when the bearer token is an
     access token this worker has verified before and not seen refused since. Any other

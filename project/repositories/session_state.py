@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from project.extensions import redis_client
 from project.models import User
-from project.repositories.user_cache import UserCache
+from project.repositories.user_cache import TOMBSTONE, UserCache
 
 logger = logging.getLogger(__name__)
 
@@ -26,31 +26,33 @@ REVOKED = "0"
 ACTIVE_TTL = 30
 
 
-# The session check's one round trip: read the marker and the user's copy and, when the
-# marker says active (ARGV[1] "1") or unconditionally (ARGV[1] "0"), count the request in
-# every rate-limit window if it fits them all (a sliding-window counter, as in `limits`).
-# Per window KEYS hold (current, previous) and ARGV (ttl, amount, elapsed). The answer:
-# marker, user, then, if it counted, 1 or 0 for "fits" and (current, previous) per window
-# as they were before this request.
-LOOKUP_AND_COUNT = """
+# The per-request check's one round trip. KEYS: the session's marker, the user's copy, then
+# (current, previous) per counter; ARGV: "1" to count only when the marker says active and
+# the copy is live ("0": regardless), then (cap, weight, ttl) per counter. The request is
+# added to every counter or to none: only if, for each, weight * previous + current + 1 <=
+# cap, checked and added atomically so that concurrent requests cannot overshoot and a
+# refused one is never counted. The answer: marker and copy, then, if it counted, 1 or 0
+# for "added" and (current, previous) per counter as they were before.
+READ_AND_COUNT = f"""
 local answer = redis.call('MGET', KEYS[1], KEYS[2])
-if ARGV[1] == '1' and answer[1] ~= '1' then return answer end
-local windows = (#KEYS - 2) / 2
+if ARGV[1] == '1' and (answer[1] ~= '{ACTIVE}' or not answer[2] or answer[2] == '{TOMBSTONE}') then
+  return answer
+end
 local fits = 1
-local counts = {}
-for w = 1, windows do
-  local current = tonumber(redis.call('GET', KEYS[1 + 2 * w]) or '0')
-  local previous = tonumber(redis.call('GET', KEYS[2 + 2 * w]) or '0')
-  if previous * (1 - tonumber(ARGV[3 * w + 1])) + current + 1 > tonumber(ARGV[3 * w]) then
+local counts = {{}}
+for c = 1, (#KEYS - 2) / 2 do
+  local current = tonumber(redis.call('GET', KEYS[1 + 2 * c]) or '0')
+  local previous = tonumber(redis.call('GET', KEYS[2 + 2 * c]) or '0')
+  if tonumber(ARGV[3 * c]) * previous + current + 1 > tonumber(ARGV[3 * c - 1]) then
     fits = 0
   end
   counts[#counts + 1] = current
   counts[#counts + 1] = previous
 end
 if fits == 1 then
-  for w = 1, windows do
-    if redis.call('INCR', KEYS[1 + 2 * w]) == 1 then
-      redis.call('EXPIRE', KEYS[1 + 2 * w], ARGV[3 * w - 1])
+  for c = 1, (#KEYS - 2) / 2 do
+    if redis.call('INCR', KEYS[1 + 2 * c]) == 1 then
+      redis.call('EXPIRE', KEYS[1 + 2 * c], ARGV[3 * c + 1])
     end
   end
 end
@@ -67,44 +69,46 @@ def _key(session_id: uuid.UUID) -> str:
 
 @dataclass(frozen=True)
 class Counter:
-    """One rate-limit window to count a request in."""
+    """A request counter whose limit the caller sets: Redis adds one only within ``cap``."""
 
-    current: str  # this window's key
-    previous: str  # the previous window's key
-    ttl: int  # seconds this window's key lives: the next window reads it too
-    amount: int  # requests allowed per window
-    elapsed: float  # how far into this window we are, 0 to 1
+    current: str  # the key counted in
+    previous: str  # the key whose count still weighs on it
+    cap: int  # weight * previous + current may reach this, not pass it
+    weight: float  # how much of ``previous`` still counts, 0 to 1
+    ttl: int  # seconds ``current`` lives once created
 
 
 @dataclass(frozen=True)
-class Counted:
-    """What counting found: whether the request fit, and each window's counts before it."""
+class Tally:
+    """What counting found: whether the request was added, each counter's counts before."""
 
-    fits: bool
-    counts: list[tuple[int, int]]
+    added: bool
+    counts: list[tuple[int, int]]  # (current, previous) per counter
 
 
-def _counted(answer: list[Any]) -> Counted | None:
+@dataclass(frozen=True)
+class Snapshot:
+    """What the per-request round trip found in Redis."""
+
+    revoked: bool  # a revocation marker is set
+    user: User | None  # the user's copy, when the marker says active and the copy is live
+    tally: Tally | None  # set when the request was counted (only with ``user``)
+
+
+NOTHING_KNOWN = Snapshot(revoked=False, user=None, tally=None)
+
+
+def _tally(answer: list[Any]) -> Tally | None:
     if len(answer) < 3:
         return None
     counts = [(int(answer[i]), int(answer[i + 1])) for i in range(3, len(answer), 2)]
-    return Counted(fits=int(answer[2]) == 1, counts=counts)
-
-
-def _run(
-    client: Redis, keys: list[str], counters: Sequence[Counter], *, only_if_active: bool
-) -> Any:
-    args: list[str | int] = ["1" if only_if_active else "0"]
-    for counter in counters:
-        args += (counter.ttl, counter.amount, repr(counter.elapsed))
-    windows = [key for counter in counters for key in (counter.current, counter.previous)]
-    return _script(client)(keys=[*keys, *windows], args=args)
+    return Tally(added=int(answer[2]) == 1, counts=counts)
 
 
 def _script(client: Redis) -> Script:
     script = _SCRIPTS.get(client)
     if script is None:
-        script = _SCRIPTS[client] = client.register_script(LOOKUP_AND_COUNT)
+        script = _SCRIPTS[client] = client.register_script(READ_AND_COUNT)
     return script
 
 
@@ -114,65 +118,54 @@ class SessionStateCache:
     def __init__(self, client: Redis | None = None) -> None:
         self.client = client if client is not None else redis_client.client
 
-    def lookup(self, session_id: uuid.UUID) -> bool | None:
-        """True if known active, False if known revoked, None if unknown (ask the database)."""
-        if self.client is None:
-            return None
-        try:
-            state = self.client.get(_key(session_id))
-        except RedisError as exc:
-            logger.warning("session state lookup failed: %s", type(exc).__name__)
-            return None
-        return None if state is None else state == ACTIVE
+    def read(
+        self,
+        session_id: uuid.UUID,
+        user_id: uuid.UUID,
+        token_version: int,
+        counters: Sequence[Counter] = (),
+    ) -> Snapshot:
+        """The session's marker and the user's copy at ``token_version``, in one round trip.
 
-    def lookup_with_user(
-        self, session_id: uuid.UUID, user_id: uuid.UUID, counters: Sequence[Counter] = ()
-    ) -> tuple[bool | None, User | None, Counted | None]:
-        """The session's state and the cached user, in one round trip (the hot path).
-
-        When the marker says the session is active, the same round trip counts the request
-        in ``counters``; otherwise nothing is counted and the third item is None.
+        When both vouch for the token, the same round trip counts the request in
+        ``counters``. Redis unreachable, nothing is known.
         """
         if self.client is None:
-            return None, None, None
-        keys = [_key(session_id), UserCache.key(user_id)]
+            return NOTHING_KNOWN
+        keys = [_key(session_id), UserCache.key(user_id, token_version)]
         try:
             if counters:
-                answer = _run(self.client, keys, counters, only_if_active=True)
+                answer = self._run(keys, counters, only_if_vouched=True)
             else:
                 answer = self.client.mget(keys)
         except RedisError as exc:
-            logger.warning("session state lookup failed: %s", type(exc).__name__)
-            return None, None, None
-        known = None if answer[0] is None else answer[0] == ACTIVE
-        user = UserCache.parse(answer[1]) if known else None
-        return known, user, _counted(answer)
+            logger.warning("session state read failed: %s", type(exc).__name__)
+            return NOTHING_KNOWN
+        active = answer[0] == ACTIVE
+        return Snapshot(
+            revoked=answer[0] == REVOKED,
+            user=UserCache.parse(answer[1]) if active else None,
+            tally=_tally(answer),
+        )
 
-    def count(
-        self, session_id: uuid.UUID, user_id: uuid.UUID, counters: Sequence[Counter]
-    ) -> Counted | None:
-        """Count a request whose session the database found active; None if Redis failed."""
+    def count(self, session_id: uuid.UUID, user: User, counters: Sequence[Counter]) -> Tally | None:
+        """Count a request the database vouched for; None if Redis did not answer."""
         if self.client is None:
             return None
+        keys = [_key(session_id), UserCache.key(user.id, user.token_version)]
         try:
-            keys = [_key(session_id), UserCache.key(user_id)]
-            answer = _run(self.client, keys, counters, only_if_active=False)
+            return _tally(self._run(keys, counters, only_if_vouched=False))
         except RedisError as exc:
             logger.warning("rate limit count failed: %s", type(exc).__name__)
             return None
-        return _counted(answer)
 
-    def uncount(self, counters: Sequence[Counter]) -> None:
-        """Take back a request counted in ``counters`` (it was refused after all)."""
-        if self.client is None:
-            return
-        try:
-            pipeline = self.client.pipeline(transaction=False)
-            for counter in counters:
-                pipeline.decr(counter.current)
-            pipeline.execute()
-        except RedisError as exc:
-            logger.warning("rate limit uncount failed: %s", type(exc).__name__)
+    def _run(self, keys: list[str], counters: Sequence[Counter], *, only_if_vouched: bool) -> Any:
+        assert self.client is not None
+        args: list[str | int] = ["1" if only_if_vouched else "0"]
+        for counter in counters:
+            args += (counter.cap, repr(counter.weight), counter.ttl)
+        windows = [key for counter in counters for key in (counter.current, counter.previous)]
+        return _script(self.client)(keys=[*keys, *windows], args=args)
 
     def remember_active_with_user(self, session_id: uuid.UUID, user: User) -> None:
         """Cache an active answer and the user's copy in one round trip.

@@ -1,4 +1,4 @@
-"""Registration, login, token refresh, and the check behind every authenticated request."""
+"""Registration, login and token refresh."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from project.models import AuditEventType, Session, User
 from project.models.types import utcnow
 from project.repositories import SessionRepository, UserRepository
 from project.repositories.session_state import SessionStateCache
-from project.repositories.user_cache import UserCache
-from project.services import account_limit, audit, notifications, transactions, verification
+from project.services import audit, notifications, transactions, verification
 from project.services.client import ClientInfo
 from project.services.sessions import publish_revocations
 from project.services.throttle import LoginGuard
@@ -229,59 +228,3 @@ def _within_reuse_interval(session: Session, jti: str) -> bool:
     if interval <= 0 or session.previous_jti != jti or session.rotated_at is None:
         return False
     return utcnow() - session.rotated_at <= timedelta(seconds=interval)
-
-
-def _token_refusal(user: User | None, token_version: int | None) -> errors.AppError | None:
-    """Why a token of a live session is refused for this user, or None if it is not."""
-    if user is None or not user.is_active:
-        return errors.TokenRevoked("This session has ended.")
-    if token_version is not None and token_version != user.token_version:
-        return errors.TokenRevoked(
-            "This token predates the account's last security change; refresh for a new one."
-        )
-    return None
-
-
-def authenticate(
-    *, user_id: uuid.UUID, session_id: uuid.UUID, token_version: int | None, count: bool = False
-) -> User:
-    """Return the active user behind a token, or raise TokenRevoked.
-
-    Redis answers "is this session revoked?" for every instance and holds a copy of the
-    user, so a warm request asks the database nothing; without Redis, or when it does not
-    know, the database answers in one query. ``token_version`` None skips the version
-    check (refresh tokens carry none). The user returned may be a detached copy without
-    its password hash: use cases that change a user load it themselves. With ``count``,
-    a request of a live session is also counted against the account's rate limit, in the
-    same round trip when the session is known active (RateLimited when over it).
-    """
-    cache = SessionStateCache()
-    limits = account_limit.windows() if count else []
-    counters = [window.counter(user_id) for window in limits]
-    state, user, counted = cache.lookup_with_user(session_id, user_id, counters)
-    if state is False:
-        raise errors.TokenRevoked("This session has ended.")
-    users = UserCache()
-    if state is True:
-        if user is None:
-            user = UserRepository().get(user_id)
-            if user is not None:
-                users.put(user)
-    else:
-        found = SessionRepository().get_with_user(session_id)
-        if found is None or not found[0].is_active_at(utcnow()) or found[1].id != user_id:
-            raise errors.TokenRevoked("This session has ended.")
-        user = found[1]
-        cache.remember_active_with_user(session_id, user)
-    refusal = _token_refusal(user, token_version)
-    if refusal is not None:
-        if counted is not None and counted.fits:
-            # Counted before the user could be checked: a voided token spends no budget.
-            cache.uncount(counters)
-        raise refusal
-    assert user is not None  # a missing user is refused above
-    if limits:
-        if state is not True:
-            counted = cache.count(session_id, user_id, counters)
-        account_limit.check(user_id, limits, counted)
-    return user
