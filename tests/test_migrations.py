@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
-from sqlalchemy import inspect, select
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    String,
+    Uuid,
+    column,
+    insert,
+    inspect,
+    select,
+    table,
+)
 
 from project import create_app
 from project.core import emails
 from project.extensions import db
-from project.models import User
 from tests.conftest import make_settings
 
 
@@ -47,18 +57,50 @@ def _app_at_0004(url: str) -> Flask:
     return app
 
 
+# The users table as revision 0004 has it: the model may have gained columns since.
+USERS_AT_0004 = table(
+    "users",
+    column("id", Uuid()),
+    column("email", String()),
+    column("email_normalized", String()),
+    column("password_hash", String()),
+    column("role", String()),
+    column("is_active", Boolean()),
+    column("email_verified", Boolean()),
+    column("created_at", DateTime(timezone=True)),
+    column("updated_at", DateTime(timezone=True)),
+)
+
+
 def _add_rows(app: Flask, rows: list[tuple[str, str]]) -> list[uuid.UUID]:
     """Store (email, email_normalized) rows as they are, as an older release did."""
+    ids = [uuid.uuid4() for _ in rows]
+    now = datetime.now(UTC)
+    values = [
+        {
+            "id": user_id,
+            "email": email,
+            "email_normalized": key,
+            "password_hash": "x",
+            "role": "user",
+            "is_active": True,
+            "email_verified": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for user_id, (email, key) in zip(ids, rows, strict=True)
+    ]
     with app.app_context():
-        users = [User(email=e, email_normalized=k, password_hash="x") for e, k in rows]
-        db.session.add_all(users)
+        db.session.execute(insert(USERS_AT_0004), values)
         db.session.commit()
-        return [user.id for user in users]
+    return ids
 
 
 def _rows(app: Flask) -> dict[uuid.UUID, tuple[str, str]]:
     with app.app_context():
-        found = db.session.execute(select(User.id, User.email, User.email_normalized))
+        found = db.session.execute(
+            select(USERS_AT_0004.c.id, USERS_AT_0004.c.email, USERS_AT_0004.c.email_normalized)
+        )
         return {user_id: (email, key) for user_id, email, key in found}
 
 
