@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -12,12 +14,16 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from marshmallow import ValidationError
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
+from sqlalchemy.exc import OperationalError
 
 from config import MAX_RETENTION_DAYS, redis_tls_options
 from project.api.errors import errors_markdown
 from project.core import tasks
 from project.core.errors import AppError
+from project.core.outages import describe_database_error, describe_redis_error
 from project.core.settings import configuration_markdown, current_settings
 from project.schemas.auth import RegisterSchema
 from project.schemas.fields import storable_text
@@ -150,10 +156,28 @@ def _first_messages(messages: object) -> str:
     return str(messages)
 
 
+@contextmanager
+def outages_in_one_line(app: Flask) -> Iterator[None]:
+    """Turn an unreachable database or Redis into one ``warden:`` line and exit status 1."""
+    settings = current_settings(app)
+    try:
+        yield
+    except OperationalError as exc:
+        raise SystemExit(f"warden: {describe_database_error(exc, settings.DATABASE_URL)}") from None
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise SystemExit(f"warden: {describe_redis_error(exc, settings.REDIS_URL)}") from None
+
+
 def register_commands(app: Flask) -> None:
-    """Attach the command groups to ``app``."""
+    """Attach the command groups to ``app``, and one-line outages to the running command."""
     app.cli.add_command(users_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(docs_cli)
     app.cli.add_command(seed_users)
     app.cli.add_command(run_worker)
+    # Flask's CLI builds the app while resolving a command (its own, Flask-Migrate's `db`
+    # or ours); the command runs inside this context, which hands its exception to the
+    # resources registered here as it closes.
+    command = click.get_current_context(silent=True)
+    if command is not None:
+        command.with_resource(outages_in_one_line(app))

@@ -5,15 +5,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
+from sqlalchemy import make_url
 
 from project.models import User
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, is_postgres
 from tests.live import ROOT
+
+# Nothing listens on port 1 of loopback: connections are refused at once.
+REFUSING_DATABASE = "postgresql://warden:hunter2@127.0.0.1:1/warden"
 
 
 def test_create_admin_with_password_stdin(
@@ -102,3 +108,69 @@ def test_audit_prune_and_docs_refuse_bad_arguments(app: Flask, tmp_path: Path) -
     nowhere = runner.invoke(args=["docs", "errors", str(tmp_path / "missing" / "errors.md")])
     assert nowhere.exit_code == 1 and "cannot write" in nowhere.output
     assert nowhere.exception is None or isinstance(nowhere.exception, SystemExit)
+
+
+def _flask(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run a flask command as an operator would, with ``env`` over a development setup."""
+    environment = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "FLASK_APP": "wsgi",
+        "FLASK_SKIP_DOTENV": "1",
+        **env,
+    }
+    if "REDIS_URL" not in env:
+        environment.pop("REDIS_URL", None)
+    flask = str(Path(sys.executable).parent / "flask")
+    return subprocess.run(
+        [flask, *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+
+
+def one_line_failure(result: subprocess.CompletedProcess[str]) -> str:
+    """Check a command failed with one line, no traceback and no password; return it."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "hunter2" not in result.stderr + result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_the_release_line_names_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
+    result = _flask("db", "upgrade", tmp_path=tmp_path, DATABASE_URL=REFUSING_DATABASE)
+    assert one_line_failure(result) == (
+        "warden: database unreachable at 127.0.0.1:1: connection refused"
+    )
+
+
+@pytest.mark.skipif(not is_postgres(), reason="needs TEST_DATABASE_URL on PostgreSQL")
+def test_the_release_line_names_a_missing_database_in_one_line(tmp_path: Path) -> None:
+    server = make_url(os.environ["TEST_DATABASE_URL"])
+    name = f"warden_missing_{uuid.uuid4().hex[:8]}"
+    missing = server.set(database=name, password="hunter2")
+    result = _flask(
+        "db",
+        "upgrade",
+        tmp_path=tmp_path,
+        DATABASE_URL=missing.render_as_string(hide_password=False),
+    )
+    where = f"{server.host}:{server.port or 5432}"
+    assert one_line_failure(result) == f'warden: database "{name}" does not exist at {where}'
+
+
+def test_the_worker_names_an_unreachable_redis_in_one_line(tmp_path: Path) -> None:
+    result = _flask(
+        "worker", "--burst", tmp_path=tmp_path, REDIS_URL="redis://:hunter2@127.0.0.1:1/0"
+    )
+    line = one_line_failure(result)
+    assert line.startswith("warden: Redis unreachable: ")
+    assert "127.0.0.1:1" in line and "refused" in line
+
+
+def test_other_commands_name_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
+    result = _flask("audit", "prune", tmp_path=tmp_path, DATABASE_URL=REFUSING_DATABASE)
+    assert one_line_failure(result) == (
+        "warden: database unreachable at 127.0.0.1:1: connection refused"
+    )

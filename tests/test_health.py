@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 import weakref
@@ -35,13 +36,17 @@ def test_ready_when_every_dependency_answers(app: Flask, client: FlaskClient) ->
     assert response.json["checks"] == expected
 
 
-def test_not_ready_when_the_database_is_down() -> None:
+def test_not_ready_when_the_database_is_down(caplog: pytest.LogCaptureFixture) -> None:
     # Port 1 on loopback has no listener: connections are refused at once.
     url = "postgresql+psycopg://warden:hunter2@127.0.0.1:1/warden"
     client = create_app(make_settings(DATABASE_URL=url, REDIS_URL=None)).test_client()
     started = time.monotonic()
-    response = client.get("/health/ready")
+    with caplog.at_level(logging.WARNING, logger="project.services.health"):
+        response = client.get("/health/ready")
     assert time.monotonic() - started < 3
+    assert caplog.messages == [
+        "readiness: database check failed: database unreachable at 127.0.0.1:1: connection refused"
+    ]
     body = assert_problem(response, 503, "not_ready")
     assert body["checks"] == {"database": "fail"}
     assert "hunter2" not in response.get_data(as_text=True)
@@ -52,11 +57,17 @@ def test_not_ready_when_the_database_is_down() -> None:
     assert_problem(login, 503, "service_unavailable")
 
 
-def test_not_ready_when_redis_is_down(app_factory: Callable[..., Flask]) -> None:
+def test_not_ready_when_redis_is_down(
+    app_factory: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
     client = app_factory(REDIS_URL="redis://:s3cret@127.0.0.1:1/0").test_client()
     started = time.monotonic()
-    response = client.get("/health/ready")
+    with caplog.at_level(logging.WARNING, logger="project.services.health"):
+        response = client.get("/health/ready")
     assert time.monotonic() - started < 3
+    [logged] = caplog.messages
+    assert logged.startswith("readiness: redis check failed: Redis unreachable: ")
+    assert "127.0.0.1:1" in logged and "s3cret" not in logged
     body = assert_problem(response, 503, "not_ready")
     assert body["checks"] == {"database": "ok", "redis": "fail"}
     assert "s3cret" not in response.get_data(as_text=True)

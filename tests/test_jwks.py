@@ -7,7 +7,9 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt as pyjwt
@@ -19,7 +21,8 @@ from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 from werkzeug.serving import make_server
 
 from config import ConfigError, flask_config, load_settings
-from tests.conftest import assert_problem, bearer, register_and_login
+from tests.conftest import PASSWORD, assert_problem, bearer, register_and_login
+from tests.live import Deployment, call, flush_redis, production_env
 
 AppFactory = Callable[..., Flask]
 
@@ -81,6 +84,75 @@ def test_pyjwkclient_verifies_tokens_from_a_live_server(
     public = served["keys"][0]
     assert public["kid"] == "key-1" and public["use"] == "sig"
     assert "d" not in public and "p" not in public  # no private material
+
+
+def verify_access_token(jwks: pyjwt.PyJWKClient, token: str, algorithm: str) -> dict[str, Any]:
+    """The check docs/api.md gives resource servers: key by kid, iss, aud, exp, type."""
+    key = jwks.get_signing_key_from_jwt(token)
+    claims = pyjwt.decode(
+        token,
+        key.key,
+        algorithms=[algorithm],
+        issuer="warden",
+        audience="warden",
+        options={"require": ["exp", "sub"]},
+    )
+    if claims.get("type") != "access":
+        raise pyjwt.InvalidTokenError("not an access token")
+    return claims
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("make_key", [rsa_jwk, ed_jwk], ids=["RS256", "EdDSA"])
+def test_a_resource_server_verifies_access_tokens_with_the_published_jwks(
+    empty_database_url: str, tmp_path: Path, make_key: Callable[[str], dict[str, Any]]
+) -> None:
+    jwk = make_key("2026-01")
+    env = production_env(empty_database_url, JWT_SIGNING_KEYS=json.dumps({"keys": [jwk]}))
+    env.pop("JWT_SECRET_KEY")
+    deployment = Deployment(env=env, folder=tmp_path)
+    flush_redis(env)
+    deployment.release()
+    try:
+        deployment.start("web")
+        deployment.wait_ready()
+        base = deployment.base
+        credentials = {"email": "resource@example.com", "password": PASSWORD}
+        assert call(base, "POST", "/api/v1/auth/register", credentials)[0] == 201
+        status, tokens = call(base, "POST", "/api/v1/auth/login", credentials)
+        assert status == 200
+        published = call(base, "GET", "/.well-known/jwks.json")[1]["keys"]
+        assert [(key["kid"], key["use"]) for key in published] == [("2026-01", "sig")]
+        assert "key_ops" not in published[0]  # RFC 7517 4.3: not together with "use"
+
+        jwks = pyjwt.PyJWKClient(f"{base}/.well-known/jwks.json")
+        claims = verify_access_token(jwks, tokens["access_token"], jwk["alg"])
+        assert claims["iss"] == claims["aud"] == "warden" and claims["exp"] > time.time()
+        # A refresh token carries a good signature, issuer, audience and expiry: only its
+        # type tells it apart.
+        refresh = tokens["refresh_token"]
+        signing_key = jwks.get_signing_key_from_jwt(refresh).key
+        decoded = pyjwt.decode(
+            refresh, signing_key, [jwk["alg"]], issuer="warden", audience="warden"
+        )
+        assert decoded["type"] == "refresh"
+        with pytest.raises(pyjwt.InvalidTokenError, match="not an access token"):
+            verify_access_token(jwks, refresh, jwk["alg"])
+
+        # The same check refuses what Warden would: another audience, an expired token.
+        private = pyjwt.PyJWK(jwk).key
+        header = {"kid": "2026-01"}
+        for changes, error in (
+            ({"aud": "billing"}, pyjwt.InvalidAudienceError),
+            ({"iss": "elsewhere"}, pyjwt.InvalidIssuerError),
+            ({"exp": int(time.time()) - 60}, pyjwt.ExpiredSignatureError),
+        ):
+            forged = pyjwt.encode({**claims, **changes}, private, jwk["alg"], headers=header)
+            with pytest.raises(error):
+                verify_access_token(jwks, forged, jwk["alg"])
+    finally:
+        deployment.stop_all()
+        flush_redis(env)
 
 
 def _config(jwks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from jwt import PyJWK
@@ -33,6 +32,9 @@ class KeySet:
         keys = []
         for kid, jwk in self._keys.items():
             encoder = RSAAlgorithm if self.algorithm == "RS256" else OKPAlgorithm
-            public = json.loads(encoder.to_jwk(jwk.key.public_key()))
+            public = encoder.to_jwk(jwk.key.public_key(), as_dict=True)
+            # RFC 7517 4.3: a key should not carry both "use" and "key_ops"; "use" is the
+            # member JWKS clients read.
+            public.pop("key_ops", None)
             keys.append({**public, "kid": kid, "alg": self.algorithm, "use": "sig"})
         return {"keys": keys}

@@ -10,6 +10,7 @@ from weakref import WeakKeyDictionary
 
 from redis import Redis
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session as OrmSession
 
 from project.extensions import db, redis_client
@@ -104,10 +105,20 @@ class DatabaseProbe:
     def __init__(self, session: OrmSession | None = None) -> None:
         self.session = session if session is not None else db.session
 
+    @property
+    def engine(self) -> Engine:
+        """The engine the session's queries go to."""
+        bind = self.session.get_bind()
+        return bind if isinstance(bind, Engine) else bind.engine
+
+    @property
+    def url(self) -> URL:
+        """The database's URL (to name it in a failure)."""
+        return self.engine.url
+
     def ping(self) -> None:
         """Run SELECT 1; raises SQLAlchemyError or ProbeError if the database cannot."""
-        bind = self.session.get_bind()
-        engine = bind if isinstance(bind, Engine) else bind.engine
+        engine = self.engine
         if engine.dialect.name != "postgresql":
             self.session.execute(text("SELECT 1"))
             self.session.rollback()

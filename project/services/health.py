@@ -8,6 +8,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from project.core import errors
+from project.core.outages import describe_database_error, describe_redis_error
 from project.core.settings import current_settings
 from project.repositories.health import DatabaseProbe, ProbeError, RedisProbe
 
@@ -21,7 +22,8 @@ def check_database() -> bool:
         probe.ping()
         return True
     except (SQLAlchemyError, ProbeError) as exc:
-        logger.warning("readiness: database check failed: %s", type(exc).__name__)
+        reason = exc if isinstance(exc, ProbeError) else describe_database_error(exc, probe.url)
+        logger.warning("readiness: database check failed: %s", reason)
         probe.reset()
         return False
 
@@ -35,7 +37,8 @@ def check_redis() -> bool | None:
         probe.ping()
         return True
     except RedisError as exc:
-        logger.warning("readiness: redis check failed: %s", type(exc).__name__)
+        reason = describe_redis_error(exc, current_settings().REDIS_URL)
+        logger.warning("readiness: redis check failed: %s", reason)
         return False
 
 
