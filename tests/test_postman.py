@@ -11,8 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask_limiter.util import get_qualified_name
 
+from config import DECLARATIONS, RATELIMIT_SETTINGS
+from project import create_app
 from project.core.passwords import password_problems
+from project.extensions import limiter
+from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTMAN = ROOT / "docs" / "postman"
@@ -28,6 +33,7 @@ SET_VARIABLE = re.compile(r"pm\.(?:environment|collectionVariables|variables)\.s
 STATUS_ASSERTION = re.compile(r"pm\.response\.to\.have\.status\((\d{3})\)")
 PM_TEST = re.compile(r"pm\.test\(")
 PROBLEM_CODE = re.compile(r"problem\.code\)\.to\.eql\('([a-z_]+)'\)")
+RATE_LIMITED_GUARD = "if (pm.response.code === 429) return;"
 
 
 @dataclass(frozen=True)
@@ -329,3 +335,78 @@ def test_environment_passwords_pass_the_policy(key: str) -> None:
     """The passwords the collection registers with are acceptable to Warden."""
     values = {value["key"]: value["value"] for value in environment()["values"]}
     assert password_problems(values[key], email="ada.lovelace@example.com") == []
+
+
+def collection_scripts(listen: str) -> str:
+    """The collection-level scripts of one kind, as text."""
+    return "\n".join(
+        "\n".join(event["script"]["exec"])
+        for event in collection().get("event", [])
+        if event["listen"] == listen
+    )
+
+
+def test_a_rate_limited_request_is_waited_out_and_sent_again() -> None:
+    """The collection's test script waits out Retry-After and repeats the 429'd request."""
+    text = collection_scripts("test")
+    assert "pm.response.code === 429" in text
+    assert "Retry-After" in text
+    assert "setTimeout(" in text
+    assert "pm.execution.setNextRequest(name)" in text
+    assert "const name = pm.info.requestName;" in text
+
+
+@pytest.mark.parametrize("request_", requests(), ids=lambda r: r.title)
+def test_request_tests_pass_over_a_429(request_: Request) -> None:
+    """Each request's tests leave a 429 to the collection's retry instead of failing on it."""
+    first_lines = [text.splitlines()[0] for text in request_.scripts("test")]
+    assert first_lines and first_lines[0].startswith(RATE_LIMITED_GUARD), request_.title
+
+
+def production_limits_per_route() -> dict[tuple[str, str], list[tuple[int, int]]]:
+    """(amount, seconds) of each route's own limits at the production defaults."""
+    defaults = {name: DECLARATIONS[name].default for name in RATELIMIT_SETTINGS}
+    app = create_app(make_settings(**defaults, REDIS_URL=None))
+    limits: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    with app.test_request_context():
+        for rule in app.url_map.iter_rules():
+            view = app.view_functions[rule.endpoint]
+            found = limiter.limit_manager.decorated_limits(get_qualified_name(view))
+            for method in rule.methods or ():
+                if found:
+                    limits[(method, rule.rule)] = [
+                        (limit.limit.amount, limit.limit.get_expiry()) for limit in found
+                    ]
+    return limits
+
+
+def test_one_run_keeps_within_the_production_per_minute_limits() -> None:
+    """No route gets more requests in one run than its production per-minute limit allows."""
+    limits = production_limits_per_route()
+    assert ("POST", "/api/v1/auth/login") in limits
+    sent: dict[tuple[str, str], int] = {}
+    for request_ in requests():
+        key = (request_.method, request_.path)
+        sent[key] = sent.get(key, 0) + 1
+    over = {
+        f"{method} {path}": (count, amount)
+        for (method, path), count in sent.items()
+        for amount, seconds in limits.get((method, path), [])
+        if seconds <= 60 and count > amount
+    }
+    assert not over, f"requests per run above the per-minute limit (sent, limit): {over}"
+
+
+def test_the_teardown_deletes_every_account_of_the_run() -> None:
+    """The last folder lists the run's accounts by their prefix and deletes what is left."""
+    teardown = [r for r in requests() if r.folders[:1] == ("Teardown",)]
+    sweep = [r for r in teardown if r.path == "/api/v1/users" and r.method == "GET"]
+    assert sweep, "no admin listing of the run's accounts in Teardown"
+    assert {"key": "email", "value": "{{runPrefix}}"} in sweep[0].url["query"]
+    tests = "\n".join(sweep[0].scripts("test"))
+    assert "method: 'DELETE'" in tests
+    assert "'/api/v1/users/' + user.id" in tests
+    register = next(r for r in requests() if r.name == "Register a user")
+    setup = "\n".join(register.scripts("prerequest"))
+    for variable in ("userEmail", "secondEmail", "newEmail"):
+        assert f"pm.environment.set('{variable}', prefix + " in setup
