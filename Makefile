@@ -7,7 +7,7 @@ export PORT
 # Warden reads .env by its own rule (config.py); flask commands must not load it behind it.
 export FLASK_SKIP_DOTENV := 1
 
-.PHONY: run test lint format install install-dev clean docs postman fuzz bench bench-scale
+.PHONY: run test lint lint-openapi format install install-dev clean docs postman fuzz bench bench-scale
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +34,20 @@ run: install
 test: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## lint: ruff and mypy, as CI runs them
-lint: install-dev
+## lint: ruff, mypy and the OpenAPI linters, as CI runs them
+lint: install-dev lint-openapi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy project config.py
+
+node_modules: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+## lint-openapi: docs/openapi.json as third-party tools read it (redocly, spectral)
+lint-openapi: node_modules
+	npx --no-install redocly lint --config redocly.yaml docs/openapi.json
+	npx --no-install spectral lint --fail-severity=warn --ruleset .spectral.yaml docs/openapi.json
 
 format: install-dev
 	$(BIN)/ruff format .

@@ -96,7 +96,7 @@ def register_extensions(app: Flask) -> None:
             "WWW-Authenticate",
         ],
     )
-    register_api(api, app)
+    register_api(api, app, tagged=(health.blp, wellknown.blp, *v1.DOMAINS))
 
 
 def end_database_session(_error: BaseException | None) -> None:
@@ -125,8 +125,6 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(health.blp)
     api.register_blueprint(wellknown.blp)
     api.register_blueprint(v1.blp)
-    for child in v1.DOMAINS:
-        api.spec.tag({"name": child.name, "description": child.description})
     app.register_blueprint(metrics.blp)
     # Probes and discovery documents are polled by machines; never rate limit them.
     for blueprint in (health.blp, wellknown.blp, metrics.blp):

@@ -29,10 +29,8 @@ def skip_caller_lookup() -> None:
     logging._srcfile = None
 
 
-def document_operation(
-    view: Callable[..., Any], *, manual_doc: Mapping[str, Any], responses: Mapping[int, str]
-) -> None:
-    """Add fields and response references to a view's OpenAPI description, in place.
+def document_operation(view: Callable[..., Any], *, responses: Mapping[int, str]) -> None:
+    """Add response references to a view's OpenAPI description, in place.
 
     flask-smorest 0.47: the ``_apidoc`` dict its decorators keep on a view. Its public
     ``Blueprint.doc`` and ``alt_response`` return a new wrapper; the auth decorators
@@ -40,7 +38,6 @@ def document_operation(
     of the view it registers, so the description is completed on that same function.
     """
     apidoc = deepcopy(getattr(view, "_apidoc", {}))
-    apidoc.setdefault("manual_doc", {}).update(manual_doc)
     documented = apidoc.setdefault("response", {}).setdefault("responses", {})
     for status, name in responses.items():
         documented.setdefault(status, []).append(name)

@@ -144,7 +144,8 @@ def test_logout_refuses_a_scope_sent_as_a_body(
     response = client.post(
         "/api/v1/auth/logout", json={"scope": "global"}, headers=bearer(this["access_token"])
     )
-    assert "_schema" in assert_problem(response, 422, "validation_error")["errors"]
+    problem = assert_problem(response, 422, "validation_error")
+    assert problem["errors"] == {"scope": ["Unknown field."]}
     assert client.get("/api/v1/users/me", headers=bearer(this["access_token"])).status_code == 200
     empty = client.post("/api/v1/auth/logout", json={}, headers=bearer(other["access_token"]))
     assert empty.status_code == 204

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from functools import wraps
+from http import HTTPStatus
 from typing import Any, NoReturn
 
 import flask
@@ -13,6 +14,7 @@ import marshmallow as ma
 from webargs.core import missing, parse_json
 from webargs.flaskparser import FlaskParser, is_json_request
 
+from project.api.openapi import CREDENTIAL, security_requirement
 from project.core import errors
 from project.schemas.fields import storable_text
 
@@ -58,18 +60,6 @@ def _refuse_repeated(schema: ma.Schema, req: flask.Request) -> None:
     )
     if repeated:
         raise invalid({key: ["Give this parameter once."] for key in repeated})
-
-
-def refuse_query(view: Any) -> Any:
-    """Wrap a view that takes no query parameters so that any given is refused (422)."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if flask.request.args:
-            raise invalid({key: ["Unknown field."] for key in flask.request.args})
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 class StrictParser(FlaskParser):
@@ -132,22 +122,53 @@ class StrictParser(FlaskParser):
         raise invalid(_merge_locations(messages))
 
 
-def refuse_body() -> None:
-    """Refuse a body where the options go in the query, rather than ignore what it asks."""
-    if flask.request.get_data(cache=True).strip() not in (b"", b"{}"):
-        raise invalid({"_schema": ["This endpoint takes no body: pass its options in the query."]})
+PARSER = StrictParser()
 
 
-# Every API operation may be rate limited; every JSON body may be malformed, too large or
-# not JSON at all. Documented once here rather than on each view.
-COMMON_RESPONSES = {429: "TOO_MANY_REQUESTS"}
-# The request locations a view's ``arguments`` read, for ``route`` to complete its doc.
-ARGUMENT_LOCATIONS = "argument_locations"
-BODY_RESPONSES = {
+class NoFieldsSchema(ma.Schema):
+    """The input of a location an operation does not read: every field is unknown."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+
+NO_FIELDS = NoFieldsSchema()
+
+
+def refuse_unread_input() -> None:
+    """Refuse query parameters and body fields an operation does not read, rather than
+    ignore what they ask (``{"scope": "global"}`` posted to logout must not end one session).
+
+    An empty body, or ``{}``, is no input; a body of another type or invalid JSON is refused
+    as on any operation.
+    """
+    view = flask.current_app.view_functions[flask.request.endpoint or ""]
+    read = getattr(view, ARGUMENT_LOCATIONS, ())
+    if "query" not in read and flask.request.args:
+        PARSER.parse(NO_FIELDS, location="query")
+    if "json" not in read and flask.request.get_data(cache=True):
+        PARSER.parse(NO_FIELDS, location="json")
+
+
+class NoContent(flask.Response):
+    """A 204 answer: no body, so no Content-Type either."""
+
+    default_mimetype = None
+
+
+# Documented once here rather than on each view: every request may carry a body that is
+# malformed, too large or encoded (the request hooks read it whatever the operation), every
+# API operation may be rate limited, and a strict one refuses fields it does not read.
+INPUT_RESPONSES = {
     400: "BAD_REQUEST",
     413: "REQUEST_ENTITY_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
+RATE_LIMIT_RESPONSES = {429: "TOO_MANY_REQUESTS"}
+STRICT_RESPONSES = {422: "UNPROCESSABLE_ENTITY"}
+# The request locations a view's ``arguments`` read, for ``route`` to complete its doc.
+ARGUMENT_LOCATIONS = "argument_locations"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _camel(name: str) -> str:
@@ -159,18 +180,19 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
     """flask-smorest Blueprint with the strict parser and complete operation docs.
 
     Each operation gets a stable operationId (the view's name in camelCase), its
-    blueprint's tag, and the error responses every operation shares.
+    blueprint's tag, its security requirement, and the error responses it shares.
     """
 
-    ARGUMENTS_PARSER = StrictParser()
+    ARGUMENTS_PARSER = PARSER
 
     def __init__(
-        self, *args: Any, rate_limited: bool = True, strict_query: bool = True, **kwargs: Any
+        self, *args: Any, rate_limited: bool = True, strict: bool = True, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self.rate_limited = rate_limited
-        # Probes and discovery documents tolerate cache-busting parameters; the API does not.
-        self.strict_query = strict_query
+        # Probes and discovery documents tolerate cache-busting parameters and stray bodies;
+        # the API refuses what it does not read.
+        self.strict = strict
 
     def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
         """flask-smorest's ``arguments``, with a schema class made into one instance here.
@@ -190,19 +212,40 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
 
         return decorator
 
+    def response(self, status_code: int, schema: Any = None, **kwargs: Any) -> Any:
+        """flask-smorest's ``response``; a strict view first refuses input it does not read
+        (after authentication, which wraps this), and a 204 goes out bare."""
+        document = super().response(status_code, schema, **kwargs)
+        no_content = int(status_code) == HTTPStatus.NO_CONTENT
+
+        def decorator(func: Any) -> Any:
+            @wraps(func)
+            def view(*args: Any, **kwargs: Any) -> Any:
+                if self.strict:
+                    refuse_unread_input()
+                result = func(*args, **kwargs)
+                # flask-smorest would jsonify None: a "null" body werkzeug drops, and a
+                # Content-Type that describes nothing.
+                return NoContent(status=HTTPStatus.NO_CONTENT) if no_content else result
+
+            return document(view)
+
+        return decorator
+
     def route(self, rule: str, *, parameters: Any = None, tags: Any = None, **options: Any) -> Any:
         """Register a view, completing its OpenAPI description."""
         register = super().route(rule, parameters=parameters, tags=tags or [self.name], **options)
+        safe = set(options.get("methods", ["GET"])) <= SAFE_METHODS
 
         def decorator(func: Any) -> Any:
-            shared = dict(COMMON_RESPONSES) if self.rate_limited else {}
-            locations = getattr(func, ARGUMENT_LOCATIONS, ())
-            if "json" in locations:
-                shared |= BODY_RESPONSES
+            shared = dict(INPUT_RESPONSES)
+            if self.rate_limited:
+                shared |= RATE_LIMIT_RESPONSES
+            if self.strict:
+                shared |= STRICT_RESPONSES
             for status, name in shared.items():
                 func = self.alt_response(status, name)(func)
-            if self.strict_query and "query" not in locations:
-                func = refuse_query(func)
-            return register(self.doc(operationId=_camel(func.__name__))(func))
+            security = security_requirement(getattr(func, CREDENTIAL, None), safe=safe)
+            return register(self.doc(operationId=_camel(func.__name__), security=security)(func))
 
         return decorator

@@ -9,7 +9,7 @@ from functools import wraps
 from http import HTTPStatus
 from typing import Any, TypeVar, cast
 
-from flask import Response, after_this_request, current_app, g, request
+from flask import Response, after_this_request, current_app, g, jsonify, request
 from flask_jwt_extended import (
     JWTManager,
     current_user,
@@ -23,6 +23,7 @@ from flask_jwt_extended import (
 )
 
 from project.api.errors import problem_response
+from project.api.openapi import CREDENTIAL
 from project.api.ratelimits import CHECKS_ACCESS_TOKEN, bearer_token, counts_per_account
 from project.compat import document_operation
 from project.core import context, errors
@@ -31,21 +32,13 @@ from project.core.settings import current_settings
 from project.core.tokens import TokenPair
 from project.core.verified_tokens import CACHE_KEY
 from project.models import User
+from project.schemas.auth import BearerTokensSchema, CookieTokensSchema
 from project.services import access
 from project.services.access import claimed_ids
 from project.services.client import ClientInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
 TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# Either a Bearer token, or the cookie with the CSRF header (cookie mode).
-ACCESS_SECURITY: list[dict[str, list[str]]] = [
-    {"bearerAuth": []},
-    {"cookieAuth": [], "csrfHeader": []},
-]
-REFRESH_SECURITY: list[dict[str, list[str]]] = [
-    {"bearerAuth": []},
-    {"refreshCookie": [], "csrfHeader": []},
-]
 
 
 def key_set() -> KeySet | None:
@@ -120,15 +113,11 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
         return cast(User | None, g.get("authenticated_user"))
 
 
-def _document(
-    view: Callable[..., Any], *statuses: int, security: list[dict[str, list[str]]]
-) -> None:
-    """Add the security requirement and its error responses to the OpenAPI doc."""
-    document_operation(
-        view,
-        manual_doc={"security": security},
-        responses={status: HTTPStatus(status).name for status in statuses},
-    )
+def _document(view: Callable[..., Any], *statuses: int, credential: str) -> None:
+    """Name the token ``view`` needs (``route`` documents the security requirement from it)
+    and add its error responses to the OpenAPI doc."""
+    setattr(view, CREDENTIAL, credential)
+    document_operation(view, responses={status: HTTPStatus(status).name for status in statuses})
 
 
 def auth_required(view: F) -> F:
@@ -140,7 +129,7 @@ def auth_required(view: F) -> F:
         return view(*args, **kwargs)
 
     setattr(wrapper, CHECKS_ACCESS_TOKEN, True)
-    _document(wrapper, 401, 403, 429, security=ACCESS_SECURITY)
+    _document(wrapper, 401, 403, 429, credential="access")
     return cast(F, wrapper)
 
 
@@ -155,7 +144,7 @@ def admin_required(view: F) -> F:
         return view(*args, **kwargs)
 
     setattr(wrapper, CHECKS_ACCESS_TOKEN, True)
-    _document(wrapper, 401, 403, 429, security=ACCESS_SECURITY)
+    _document(wrapper, 401, 403, 429, credential="access")
     return cast(F, wrapper)
 
 
@@ -175,7 +164,7 @@ def refresh_token_required(view: F) -> F:
         current_token_id()
         return view(*args, **kwargs)
 
-    _document(wrapper, 401, 403, security=REFRESH_SECURITY)
+    _document(wrapper, 401, 403, credential="refresh")
     return cast(F, wrapper)
 
 
@@ -203,10 +192,10 @@ def came_in_cookie() -> bool:
     return bool(get_jwt_request_location() == "cookies")
 
 
-def deliver_tokens(pair: TokenPair, *, cookie: bool) -> dict[str, Any] | TokenPair:
-    """Return the body for a token response; in cookie mode set HttpOnly cookies instead."""
+def deliver_tokens(pair: TokenPair, *, cookie: bool) -> Response:
+    """The answer to a token request; in cookie mode it sets HttpOnly cookies instead."""
     if not cookie:
-        return pair
+        return jsonify(BearerTokensSchema().dump(pair))
 
     @after_this_request
     def set_cookies(response: Response) -> Response:
@@ -217,12 +206,13 @@ def deliver_tokens(pair: TokenPair, *, cookie: bool) -> dict[str, Any] | TokenPa
         set_refresh_cookies(response, pair.refresh_token, max_age=refresh_ttl)
         return response
 
-    return {
+    values = {
         "token_type": "Cookie",
         "expires_in": pair.expires_in,
         "csrf_token": get_csrf_token(pair.access_token),
         "refresh_csrf_token": get_csrf_token(pair.refresh_token),
     }
+    return jsonify(CookieTokensSchema().dump(values))
 
 
 def read_csrf_cookies() -> dict[str, str | None]:

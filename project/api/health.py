@@ -13,15 +13,23 @@ blp = Blueprint(
     url_prefix="/health",
     description="Health probes",
     rate_limited=False,
-    strict_query=False,
+    strict=False,
 )
 
 
 class HealthSchema(Schema):
     """A probe's answer."""
 
-    status = fields.String(metadata={"example": "ok"})
-    checks = fields.Dict(keys=fields.String(), values=fields.String())
+    status = fields.String(required=True, metadata={"example": "ok"})
+    checks = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={
+            "description": "Each dependency checked, `ok` or `fail` (none for liveness)",
+            "example": {"database": "ok", "redis": "ok"},
+        },
+    )
 
 
 @blp.route("/live", methods=["GET"])

@@ -15,14 +15,14 @@ blp = Blueprint(
     url_prefix="/.well-known",
     description="Discovery",
     rate_limited=False,
-    strict_query=False,
+    strict=False,
 )
 
 
 class JwksSchema(Schema):
     """A JSON Web Key Set (RFC 7517)."""
 
-    keys = fields.List(fields.Dict())
+    keys = fields.List(fields.Dict(), required=True)
 
 
 @blp.route("/jwks.json", methods=["GET"])

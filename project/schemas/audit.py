@@ -10,25 +10,26 @@ from project.schemas.users import UserSchema
 class EventSchema(Schema):
     """A security event as its subject sees it."""
 
-    id = fields.UUID()
-    occurred_at = fields.DateTime(format="iso")
+    id = fields.UUID(required=True)
+    occurred_at = fields.DateTime(format="iso", required=True)
     event_type = fields.String(
+        required=True,
         metadata={
             "enum": [event.value for event in AuditEventType],
             "example": AuditEventType.LOGIN_SUCCEEDED.value,
-        }
+        },
     )
-    actor_id = fields.UUID(allow_none=True)
-    ip = fields.String(allow_none=True)
-    user_agent = fields.String(allow_none=True)
-    details = fields.Dict()
+    actor_id = fields.UUID(required=True, allow_none=True)
+    ip = fields.String(required=True, allow_none=True)
+    user_agent = fields.String(required=True, allow_none=True)
+    details = fields.Dict(required=True)
 
 
 class AdminEventSchema(EventSchema):
     """A security event as an admin sees it."""
 
-    user_id = fields.UUID(allow_none=True)
-    request_id = fields.String(allow_none=True)
+    user_id = fields.UUID(required=True, allow_none=True)
+    request_id = fields.String(required=True, allow_none=True)
 
 
 class EventQuerySchema(Schema):
@@ -50,32 +51,32 @@ class AdminEventQuerySchema(EventQuerySchema):
 class EventPageSchema(Schema):
     """One page of events, newest first."""
 
-    items = fields.Nested(EventSchema, many=True)
-    next_cursor = Cursor(attribute="next_key", allow_none=True)
+    items = fields.Nested(EventSchema, many=True, required=True)
+    next_cursor = Cursor(attribute="next_key", required=True, allow_none=True)
 
 
 class AdminEventPageSchema(Schema):
     """One page of events for admins, newest first."""
 
-    items = fields.Nested(AdminEventSchema, many=True)
-    next_cursor = Cursor(attribute="next_key", allow_none=True)
+    items = fields.Nested(AdminEventSchema, many=True, required=True)
+    next_cursor = Cursor(attribute="next_key", required=True, allow_none=True)
 
 
 class ExportSessionSchema(Schema):
     """A session in the export, ended ones included."""
 
-    id = fields.UUID()
-    created_at = fields.DateTime(format="iso")
-    last_used_at = fields.DateTime(format="iso")
-    expires_at = fields.DateTime(format="iso")
-    revoked_at = fields.DateTime(format="iso", allow_none=True)
-    ip = fields.String(allow_none=True)
-    user_agent = fields.String(allow_none=True)
+    id = fields.UUID(required=True)
+    created_at = fields.DateTime(format="iso", required=True)
+    last_used_at = fields.DateTime(format="iso", required=True)
+    expires_at = fields.DateTime(format="iso", required=True)
+    revoked_at = fields.DateTime(format="iso", required=True, allow_none=True)
+    ip = fields.String(required=True, allow_none=True)
+    user_agent = fields.String(required=True, allow_none=True)
 
 
 class AccountExportSchema(Schema):
     """Everything Warden holds about the caller."""
 
-    profile = fields.Nested(UserSchema)
-    sessions = fields.Nested(ExportSessionSchema, many=True)
-    security_events = fields.Nested(EventSchema, many=True)
+    profile = fields.Nested(UserSchema, required=True)
+    sessions = fields.Nested(ExportSessionSchema, many=True, required=True)
+    security_events = fields.Nested(EventSchema, many=True, required=True)

@@ -1,4 +1,8 @@
-"""Schemas for registration, login, tokens and sessions."""
+"""Schemas for registration, login, tokens and sessions.
+
+In schemas the API answers with, ``required=True`` marks each field the answer always holds
+(marshmallow ignores it when dumping), so generated clients type it as present.
+"""
 
 import enum
 
@@ -42,21 +46,48 @@ class LoginQuerySchema(Schema):
     )
 
 
-class TokenPairSchema(Schema):
-    """Tokens issued by login and refresh (in cookie mode, CSRF tokens instead)."""
+class BearerTokensSchema(Schema):
+    """Tokens issued by login and refresh."""
 
-    access_token = fields.String(metadata={"description": "Bearer mode only"})
-    refresh_token = fields.String(metadata={"description": "Bearer mode only"})
-    token_type = fields.String(required=True, metadata={"example": "Bearer"})
+    access_token = fields.String(
+        required=True, metadata={"description": "Send as `Authorization: Bearer …`"}
+    )
+    refresh_token = fields.String(
+        required=True, metadata={"description": "Post to /auth/refresh for a new pair; works once"}
+    )
+    token_type = fields.String(required=True, metadata={"enum": ["Bearer"]})
+    expires_in = fields.Integer(
+        required=True, metadata={"description": "Access token lifetime in seconds"}
+    )
+
+
+class CookieTokensSchema(Schema):
+    """Cookie mode: the tokens went into HttpOnly cookies; these are their CSRF values."""
+
+    token_type = fields.String(required=True, metadata={"enum": ["Cookie"]})
     expires_in = fields.Integer(
         required=True, metadata={"description": "Access token lifetime in seconds"}
     )
     csrf_token = fields.String(
-        metadata={"description": "Cookie mode: send as X-CSRF-TOKEN on unsafe requests"}
+        required=True, metadata={"description": "Send as X-CSRF-TOKEN on unsafe requests"}
     )
     refresh_csrf_token = fields.String(
-        metadata={"description": "Cookie mode: send as X-CSRF-TOKEN when refreshing"}
+        required=True, metadata={"description": "Send as X-CSRF-TOKEN when refreshing"}
     )
+
+
+# Login and refresh answer in one shape or the other, told apart by token_type. A schema
+# class inside the dict is resolved to its component by apispec.
+TOKENS_DOC = {
+    "oneOf": [BearerTokensSchema, CookieTokensSchema],
+    "discriminator": {
+        "propertyName": "token_type",
+        "mapping": {
+            "Bearer": "#/components/schemas/BearerTokens",
+            "Cookie": "#/components/schemas/CookieTokens",
+        },
+    },
+}
 
 
 class LogoutQuerySchema(Schema):
@@ -73,12 +104,14 @@ class LogoutQuerySchema(Schema):
 class SessionSchema(Schema):
     """A live login session."""
 
-    id = fields.UUID()
-    created_at = fields.DateTime(format="iso")
-    last_used_at = fields.DateTime(format="iso")
-    ip = fields.String(allow_none=True)
-    user_agent = fields.String(allow_none=True)
-    current = fields.Boolean(metadata={"description": "The session making this request"})
+    id = fields.UUID(required=True)
+    created_at = fields.DateTime(format="iso", required=True)
+    last_used_at = fields.DateTime(format="iso", required=True)
+    ip = fields.String(required=True, allow_none=True)
+    user_agent = fields.String(required=True, allow_none=True)
+    current = fields.Boolean(
+        required=True, metadata={"description": "The session making this request"}
+    )
 
 
 class EmailSchema(Schema):
@@ -104,12 +137,12 @@ class AcceptedSchema(Schema):
     """Accepted for processing; the outcome arrives by email."""
 
     detail = fields.String(
-        metadata={"example": "If the address can be used, a mail is on its way."}
+        required=True, metadata={"example": "If the address can be used, a mail is on its way."}
     )
 
 
 class CsrfTokensSchema(Schema):
     """The CSRF tokens of the current cookie session."""
 
-    csrf_token = fields.String(allow_none=True)
-    refresh_csrf_token = fields.String(allow_none=True)
+    csrf_token = fields.String(required=True, allow_none=True)
+    refresh_csrf_token = fields.String(required=True, allow_none=True)

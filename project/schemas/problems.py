@@ -6,12 +6,14 @@ from marshmallow import Schema, fields
 class ProblemSchema(Schema):
     """An RFC 9457 problem+json body; every error has this shape."""
 
-    type = fields.String(metadata={"example": "urn:warden:problem:validation_error"})
-    title = fields.String(metadata={"example": "Validation error"})
-    status = fields.Integer(metadata={"example": 422})
-    detail = fields.String(metadata={"example": "The input is invalid."})
-    code = fields.String(metadata={"example": "validation_error"})
-    request_id = fields.String(metadata={"example": "8f14e45fceea167a5a36dedd4bea2543"})
+    type = fields.String(required=True, metadata={"example": "urn:warden:problem:validation_error"})
+    title = fields.String(required=True, metadata={"example": "Validation error"})
+    status = fields.Integer(required=True, metadata={"example": 422})
+    detail = fields.String(required=True, metadata={"example": "The input is invalid."})
+    code = fields.String(required=True, metadata={"example": "validation_error"})
+    request_id = fields.String(
+        required=True, metadata={"example": "8f14e45fceea167a5a36dedd4bea2543"}
+    )
     errors = fields.Dict(
         keys=fields.String(),
         metadata={"description": "Messages per field (422 only)"},

@@ -12,14 +12,14 @@ PASSWORD = validate.Length(min=8, max=128)
 class UserSchema(Schema):
     """A user as the API shows it; never the password hash."""
 
-    id = fields.UUID(dump_only=True)
-    email = fields.Email(dump_only=True)
-    full_name = fields.String(dump_only=True, allow_none=True)
-    role = fields.Enum(Role, by_value=True, dump_only=True)
-    is_active = fields.Boolean(dump_only=True)
-    email_verified = fields.Boolean(dump_only=True)
-    created_at = fields.DateTime(format="iso", dump_only=True)
-    updated_at = fields.DateTime(format="iso", dump_only=True)
+    id = fields.UUID(required=True, dump_only=True)
+    email = fields.Email(required=True, dump_only=True)
+    full_name = fields.String(required=True, dump_only=True, allow_none=True)
+    role = fields.Enum(Role, by_value=True, required=True, dump_only=True)
+    is_active = fields.Boolean(required=True, dump_only=True)
+    email_verified = fields.Boolean(required=True, dump_only=True)
+    created_at = fields.DateTime(format="iso", required=True, dump_only=True)
+    updated_at = fields.DateTime(format="iso", required=True, dump_only=True)
 
 
 class ProfileUpdateSchema(Schema):
@@ -94,10 +94,11 @@ class UserListQuerySchema(Schema):
 class UserPageSchema(Schema):
     """One page of users."""
 
-    items = fields.Nested(UserSchema, many=True)
+    items = fields.Nested(UserSchema, many=True, required=True)
     next_cursor = Cursor(
         emails=True,
         attribute="next_key",
+        required=True,
         allow_none=True,
         metadata={"description": "Pass as `cursor` for the next page; null at the end"},
     )

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, jsonify
 from flask_jwt_extended import current_user
 
-from project.api.arguments import Blueprint, refuse_body
+from project.api.arguments import Blueprint
 from project.api.auth import (
     auth_required,
     came_in_cookie,
@@ -30,9 +30,9 @@ from project.api.ratelimits import (
     register_limit,
 )
 from project.core.settings import current_settings
-from project.core.tokens import TokenPair
 from project.models import LogoutScope, User
 from project.schemas.auth import (
+    TOKENS_DOC,
     AcceptedSchema,
     CsrfTokensSchema,
     EmailSchema,
@@ -43,7 +43,6 @@ from project.schemas.auth import (
     RegisterSchema,
     SessionSchema,
     TokenDelivery,
-    TokenPairSchema,
     TokenSchema,
 )
 from project.schemas.users import UserSchema
@@ -94,11 +93,11 @@ def register(data: dict[str, Any]) -> User | Response:
     LoginSchema, example={"email": "ada@example.com", "password": "correct horse battery staple"}
 )
 @blp.arguments(LoginQuerySchema, location="query")
-@blp.response(200, TokenPairSchema)
+@blp.response(200, TOKENS_DOC)
 @blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_credentials`")
 @blp.alt_response(403, response="FORBIDDEN", description="`account_disabled`")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS", description="`login_throttled`")
-def login(data: dict[str, Any], query: dict[str, Any]) -> dict[str, Any] | TokenPair:
+def login(data: dict[str, Any], query: dict[str, Any]) -> Response:
     """Log in with email and password; returns tokens, or sets cookies with ?mode=cookie.
 
     Checks the password and opens a session. Repeated failures for an account or an (account,
@@ -112,9 +111,9 @@ def login(data: dict[str, Any], query: dict[str, Any]) -> dict[str, Any] | Token
 @blp.route("/refresh", methods=["POST"])
 @refresh_limit
 @refresh_token_required
-@blp.response(200, TokenPairSchema)
+@blp.response(200, TOKENS_DOC)
 @blp.alt_response(429, response="TOO_MANY_REQUESTS", description="`rate_limited`")
-def refresh() -> dict[str, Any] | TokenPair:
+def refresh() -> Response:
     """Trade the refresh token (Bearer or cookie) for a new pair; the old one stops working.
 
     Send the refresh token as Bearer (or the refresh cookie with X-CSRF-TOKEN). The token is
@@ -141,8 +140,6 @@ def logout(query: dict[str, Any]) -> None:
     Ends sessions at once on every instance: their access tokens are refused on the next request
     and their refresh tokens stop working. Cookie mode also clears the cookies.
     """
-    # A client sending {"scope": "global"} as a body must not believe it logged out everywhere.
-    refuse_body()
     sessions.logout(user_id=current_user.id, session_id=current_session_id(), scope=query["scope"])
     # "others" keeps this session, so this browser keeps its cookies.
     if came_in_cookie() and query["scope"] is not LogoutScope.OTHERS:
