@@ -15,7 +15,12 @@ from openapi_spec_validator import validate
 from project.api.errors import errors_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC_ROUTES = {"/api/v1/openapi.json", "/api/v1/docs", "/api/v1/redoc"}
+DOC_ROUTES = {
+    "/api/v1/openapi.json",
+    "/api/v1/docs",
+    "/api/v1/redoc",
+    "/api/v1/docs/assets/<bundle>/<path:filename>",
+}
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
