@@ -7,7 +7,7 @@ export PORT
 # Warden reads .env by its own rule (config.py); flask commands must not load it behind it.
 export FLASK_SKIP_DOTENV := 1
 
-.PHONY: run test lint lint-openapi format install install-dev clean docs postman fuzz bench bench-scale
+.PHONY: run test lint lint-openapi format install install-dev clean docs vendor postman fuzz bench bench-scale
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,13 @@ docs: install-dev
 	APP_ENV=testing $(BIN)/flask openapi write --format json docs/openapi.json
 	APP_ENV=testing $(BIN)/flask docs errors docs/errors.md
 	APP_ENV=testing $(BIN)/flask docs settings docs/configuration.md
+
+## vendor: copy ReDoc from the pinned npm package into project/static/redoc and check it
+REDOC_DIR := project/static/redoc
+vendor:
+	npm ci --no-audit --no-fund
+	cp node_modules/redoc/bundles/redoc.standalone.js node_modules/redoc/bundles/redoc.standalone.js.LICENSE.txt node_modules/redoc/LICENSE $(REDOC_DIR)/
+	cd $(REDOC_DIR) && sha256sum --check --strict SHA256SUMS
 
 ## fuzz: schemathesis against a live gunicorn on PostgreSQL + Redis (FUZZ_MAX_EXAMPLES=30)
 fuzz: install-dev

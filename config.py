@@ -779,11 +779,12 @@ def flask_config(settings: Settings) -> dict[str, Any]:
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        # Served by Warden itself (project/api/docs.py), with the templates in project/templates.
+        "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs/assets/swagger-ui/",
         # "Authorize" survives page reloads.
         "OPENAPI_SWAGGER_UI_CONFIG": {"persistAuthorization": True},
         "OPENAPI_REDOC_PATH": "redoc",
-        "OPENAPI_REDOC_URL": "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+        "OPENAPI_REDOC_URL": "/api/v1/docs/assets/redoc/redoc.standalone.js",
     }
 
 

@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings, flask_config, settings_or_exit
 from project import cli, models
-from project.api import errors, health, metrics, middleware, v1, wellknown
+from project.api import docs, errors, health, metrics, middleware, v1, wellknown
 from project.api.auth import register_jwt_callbacks
 from project.api.openapi import register_api
 from project.core.db_liveness import install_liveness_check
@@ -121,13 +121,15 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Mount the health probes, the discovery documents and API v1."""
+    """Mount the health probes, the discovery documents, API v1 and the docs pages' files."""
     api.register_blueprint(health.blp)
     api.register_blueprint(wellknown.blp)
     api.register_blueprint(v1.blp)
     app.register_blueprint(metrics.blp)
-    # Probes and discovery documents are polled by machines; never rate limit them.
-    for blueprint in (health.blp, wellknown.blp, metrics.blp):
+    app.register_blueprint(docs.blp)
+    # Probes and discovery documents are polled by machines, and a docs page loads several
+    # files at once: never rate limit them.
+    for blueprint in (health.blp, wellknown.blp, metrics.blp, docs.blp):
         limiter.exempt(blueprint)
     limiter.exempt(cast(Blueprint, app.blueprints["api-docs"]))
 

@@ -3,11 +3,15 @@
 The API and the page are both served on "localhost" on two ports: two origins of one site,
 so the SameSite=Lax cookies go with credentialed fetches, as for app.example.com and
 api.example.com. Pages served from origins missing from CORS_ORIGINS must not read the API.
+
+Swagger UI and ReDoc are loaded from a live Warden with every other origin refused, as on a
+machine without internet, and must work with no Content-Security-Policy violation.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,7 +34,16 @@ CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 try:
-    from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+    from playwright.sync_api import (
+        Browser,
+        BrowserContext,
+        ConsoleMessage,
+        Locator,
+        Page,
+        Route,
+        expect,
+        sync_playwright,
+    )
 except ImportError:
     pytest.skip(
         "the playwright package is missing (pip install playwright)", allow_module_level=True
@@ -49,6 +62,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 AppFactory = Callable[..., Flask]
+REDOCLY_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
 @dataclass(frozen=True)
@@ -374,3 +388,124 @@ def test_origins_not_listed_cannot_use_the_api(servers: Servers, context: Browse
     assert [e.status for e in answered] == [403]  # csrf_failed
     load_profile(page)  # still logged in
     expect(page.get_by_test_id("auth-state")).to_have_text("Signed in")
+
+
+@dataclass
+class Offline:
+    """Requests the browser tried to send to any origin but Warden's, all refused."""
+
+    origin: str
+    refused: list[str]
+
+
+@pytest.fixture
+def warden(app_factory: AppFactory) -> Iterator[str]:
+    """A live Warden on a free port of localhost: its origin."""
+    server = make_server("localhost", 0, app_factory(), threaded=True)
+    thread = in_thread(server)
+    yield f"http://localhost:{server.port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def offline(context: BrowserContext, warden: str) -> Offline:
+    """Let the browser reach Warden's origin only, as on a machine without internet."""
+    seen = Offline(origin=warden, refused=[])
+
+    def only_warden(route: Route) -> None:
+        if route.request.url.startswith(warden + "/"):
+            route.continue_()
+        else:
+            seen.refused.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_warden)
+    return seen
+
+
+def watch_policy(page: Page) -> list[str]:
+    """Collect the page's Content-Security-Policy violations and console errors about them."""
+    violations: list[str] = []
+
+    def note(text: str) -> None:
+        violations.append(text)
+
+    def note_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(message.text)
+
+    page.expose_function("reportViolation", note)
+    page.add_init_script(
+        """document.addEventListener("securitypolicyviolation", (event) =>
+            window.reportViolation(`${event.violatedDirective} ${event.blockedURI}`));"""
+    )
+    page.on("console", note_console)
+    return violations
+
+
+def operation(page: Page, method: str, path: str) -> Locator:
+    """One operation's block in Swagger UI, expanded."""
+    block = page.locator(f".opblock-{method}", has=page.locator(f'[data-path="{path}"]')).first
+    if not block.locator(".opblock-body").count():
+        block.locator(".opblock-summary").first.click()
+    return block
+
+
+def try_it_out(block: Locator, body: dict[str, Any] | None = None) -> Any:
+    """Run an operation with "Try it out" and return the JSON body of the 200 it answers."""
+    block.get_by_role("button", name="Try it out").click()
+    if body is not None:
+        block.locator("textarea.body-param__text").fill(json.dumps(body))
+    block.get_by_role("button", name="Execute").click()
+    live = block.locator(".live-responses-table .response").first
+    expect(live.locator(".response-col_status")).to_have_text("200")
+    return json.loads(live.locator(".response-col_description pre").first.inner_text())
+
+
+def test_swagger_ui_works_offline_under_its_policy(
+    warden: str, offline: Offline, context: BrowserContext
+) -> None:
+    email = "grace.docs@example.com"
+    status, body = call(
+        warden, "POST", "/api/v1/auth/register", {"email": email, "password": PASSWORD}
+    )
+    assert status == 201, body
+    page = context.new_page()
+    violations = watch_policy(page)
+    page.goto(f"{warden}/api/v1/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Warden")
+
+    # Log in with "Try it out", then put the access token into "Authorize".
+    tokens = try_it_out(
+        operation(page, "post", "/api/v1/auth/login"), {"email": email, "password": PASSWORD}
+    )
+    page.locator(".auth-wrapper .authorize").click()
+    bearer = page.locator(".auth-container", has=page.get_by_text("bearerAuth"))
+    bearer.locator("input").fill(tokens["access_token"])
+    bearer.locator("button.authorize").click()
+    page.locator(".modal-ux button.btn-done").first.click()
+
+    me = try_it_out(operation(page, "get", "/api/v1/users/me"))
+    assert me["email"] == email
+    assert not violations
+    assert offline.refused == []
+
+
+def test_redoc_renders_offline_under_its_policy(
+    warden: str, offline: Offline, context: BrowserContext
+) -> None:
+    page = context.new_page()
+    violations = watch_policy(page)
+    page.goto(f"{warden}/api/v1/redoc")
+    expect(page.locator("h1").first).to_contain_text("Warden")
+    expect(page.get_by_role("heading", name="Log in").first).to_be_visible()
+    # The search box works: its index is built in a worker the policy lets start.
+    page.get_by_placeholder("Search...").fill("refresh")
+    expect(page.locator('[role="search"] li').first).to_be_visible()
+    # The one address outside Warden in ReDoc's bundle, the Redocly logo in its footer, is
+    # refused by the policy, and ReDoc leaves the image out. Nothing else is refused.
+    expect(page.locator('img[alt="redocly logo"]')).to_have_count(0)
+    assert violations and all(REDOCLY_LOGO in violation for violation in violations)
+    assert offline.refused == []
