@@ -30,8 +30,8 @@ run: install
 	$(BIN)/flask db upgrade
 	HOST=127.0.0.1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
-## test: install the dev requirements and run pytest (PostgreSQL with TEST_DATABASE_URL)
-test: install-dev
+## test: install the dev requirements and Node tools, run pytest (PostgreSQL with TEST_DATABASE_URL)
+test: install-dev node_modules
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## lint: ruff, mypy and the OpenAPI linters, as CI runs them
