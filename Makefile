@@ -25,13 +25,18 @@ install: $(VENV)/.runtime
 
 install-dev: $(VENV)/.dev
 
+# Node tools from package-lock.json: newman, the TypeScript client generator and tsc.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
 ## run: upgrade the database and serve with gunicorn on 127.0.0.1:$(PORT)
 run: install
 	$(BIN)/flask db upgrade
 	HOST=127.0.0.1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
-## test: install the dev requirements and run pytest (PostgreSQL with TEST_DATABASE_URL)
-test: install-dev
+## test: install the dev requirements and Node tools, run pytest (PostgreSQL with TEST_DATABASE_URL)
+test: install-dev node_modules/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## lint: ruff and mypy, as CI runs them
@@ -58,8 +63,7 @@ fuzz: install-dev
 	$(BIN)/python tools/fuzz.py
 
 ## postman: run the Postman collection (docs/postman) with newman against a live Warden
-postman: install-dev
-	npm ci --no-audit --no-fund
+postman: install-dev node_modules/.installed
 	$(BIN)/python tools/postman.py
 
 ## bench: wrk against Warden and a bare-Flask floor on PostgreSQL + Redis (docs/performance.md)
