@@ -25,13 +25,18 @@ install: $(VENV)/.runtime
 
 install-dev: $(VENV)/.dev
 
+# Node tools from package-lock.json (package.json says what each is for).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
 ## run: upgrade the database and serve with gunicorn on 127.0.0.1:$(PORT)
 run: install
 	$(BIN)/flask db upgrade
 	HOST=127.0.0.1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
 ## test: install the dev requirements and Node tools, run pytest (PostgreSQL with TEST_DATABASE_URL)
-test: install-dev node_modules
+test: install-dev node_modules/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## lint: ruff, mypy and the OpenAPI linters, as CI runs them
@@ -40,12 +45,8 @@ lint: install-dev lint-openapi
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy project config.py
 
-node_modules: package.json package-lock.json
-	npm ci --no-audit --no-fund
-	touch $@
-
 ## lint-openapi: docs/openapi.json as third-party tools read it (redocly, spectral)
-lint-openapi: node_modules
+lint-openapi: node_modules/.installed
 	npx --no-install redocly lint --config redocly.yaml docs/openapi.json
 	npx --no-install spectral lint --fail-severity=warn --ruleset .spectral.yaml docs/openapi.json
 
@@ -64,8 +65,7 @@ docs: install-dev
 
 ## vendor: copy ReDoc from the pinned npm package into project/static/redoc and check it
 REDOC_DIR := project/static/redoc
-vendor:
-	npm ci --no-audit --no-fund
+vendor: node_modules/.installed
 	cp node_modules/redoc/bundles/redoc.standalone.js node_modules/redoc/bundles/redoc.standalone.js.LICENSE.txt node_modules/redoc/LICENSE $(REDOC_DIR)/
 	cd $(REDOC_DIR) && sha256sum --check --strict SHA256SUMS
 
@@ -74,8 +74,7 @@ fuzz: install-dev
 	$(BIN)/python tools/fuzz.py
 
 ## postman: run the Postman collection (docs/postman) with newman against a live Warden
-postman: install-dev
-	npm ci --no-audit --no-fund
+postman: install-dev node_modules/.installed
 	$(BIN)/python tools/postman.py
 
 ## bench: wrk against Warden and a bare-Flask floor on PostgreSQL + Redis (docs/performance.md)
