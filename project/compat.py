@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask, current_app
 from flask_jwt_extended import JWTManager
 from flask_jwt_extended.exceptions import CSRFError
+from jwt import MissingRequiredClaimError
 
 from project.core.settings import current_settings
 from project.core.verified_tokens import CACHE_KEY, VerifiedTokenCache
@@ -52,7 +53,9 @@ class CachingJWTManager(JWTManager):
     claims of a verified token are kept (per app and worker, bounded by
     ``TOKEN_CACHE_SIZE``) until it expires. Only the signature check is skipped: expiry
     is checked on every use, and revocation is decided by the blocklist callback, which
-    runs on every request either way.
+    runs on every request either way. A token without a numeric ``exp`` is refused here,
+    access and refresh alike: PyJWT checks ``exp`` only when present, and a token that
+    never expires would outlive every rotation.
 
     flask-jwt-extended 4.7: ``JWTManager._decode_jwt_from_config(encoded_token,
     csrf_value=None, allow_expired=False)``, which ``verify_jwt_in_request`` and
@@ -71,11 +74,13 @@ class CachingJWTManager(JWTManager):
         if csrf_value is not None and not csrf_value.isascii():
             # compare_digest() raises TypeError on non-ASCII text: answer as for a mismatch.
             raise CSRFError("CSRF double submit tokens do not match")
-        if allow_expired:
-            return dict(super()._decode_jwt_from_config(encoded_token, csrf_value, True))
         verified: VerifiedTokenCache = current_app.extensions[CACHE_KEY]
-        claims = verified.get(encoded_token, csrf_value)
+        claims = None if allow_expired else verified.get(encoded_token, csrf_value)
         if claims is None:
-            claims = dict(super()._decode_jwt_from_config(encoded_token, csrf_value, False))
-            verified.put(encoded_token, csrf_value, claims)
+            claims = dict(super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired))
+            # A numeric string passes PyJWT's own check; a bool is an int to Python.
+            if type(claims.get("exp")) not in (int, float):
+                raise MissingRequiredClaimError("exp")
+            if not allow_expired:
+                verified.put(encoded_token, csrf_value, claims)
         return claims

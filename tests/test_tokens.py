@@ -14,8 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from project.core.tokens import issue_token_pair
+from project.extensions import redis_client
 from project.models import User
-from tests.conftest import assert_problem, bearer
+from tests.conftest import assert_problem, bearer, make_settings, register_and_login
 
 
 def _claims(token: str, app: Flask) -> dict[str, Any]:
@@ -176,3 +177,74 @@ def test_a_signed_refresh_token_with_an_odd_jti_is_refused(
     forged = pyjwt.encode({**claims, "jti": jti}, app.config["JWT_SECRET_KEY"], algorithm="HS256")
     response = client.post("/api/v1/auth/refresh", headers=bearer(forged))
     assert_problem(response, 401, code)  # PyJWT itself refuses a jti that is no string
+
+
+@pytest.mark.parametrize("kind", ["access_token", "refresh_token"])
+@pytest.mark.parametrize("expiry", ["absent", "numeric string"])
+def test_a_signed_token_without_a_numeric_expiry_is_refused(
+    app: Flask,
+    client: FlaskClient,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+    kind: str,
+    expiry: str,
+) -> None:
+    # Signed with the real key: only the missing expiry can make it fail.
+    claims = _claims(login(make_user().email)[kind], app)
+    changed = {k: v for k, v in claims.items() if k != "exp"}
+    if expiry == "numeric string":
+        changed["exp"] = str(claims["exp"])
+    key = app.config["JWT_SECRET_KEY"]
+    control, odd = (pyjwt.encode(c, key, algorithm="HS256") for c in (claims, changed))
+
+    def use(token: str) -> Any:
+        if kind == "access_token":
+            return client.get("/api/v1/users/me", headers=bearer(token))
+        return client.post("/api/v1/auth/refresh", headers=bearer(token))
+
+    for _ in range(2):  # the second use would come from the verified-token cache
+        assert_problem(use(odd), 401, "invalid_token")
+    assert use(control).status_code == 200
+
+
+REDIS_BACKENDS = [
+    pytest.param(None, id="database"),
+    pytest.param(
+        make_settings().REDIS_URL,
+        id="redis",
+        marks=pytest.mark.skipif(not make_settings().REDIS_URL, reason="needs TEST_REDIS_URL"),
+    ),
+]
+
+
+@pytest.mark.parametrize("redis_url", REDIS_BACKENDS)
+def test_a_live_session_under_another_users_subject_is_refused_on_every_path(
+    app_factory: Callable[..., Flask], redis_url: str | None
+) -> None:
+    application = app_factory(REDIS_URL=redis_url)
+    client = application.test_client()
+    alice = register_and_login(client, "alice@example.com")
+    bob = register_and_login(client, "bob@example.com")
+    # Both warm: alice's session marker and bob's cached copy are in Redis when it is there.
+    for tokens in (alice, bob):
+        me = client.get("/api/v1/users/me", headers=bearer(tokens["access_token"]))
+        assert me.status_code == 200
+    alice_claims = _claims(alice["access_token"], application)
+    bob_id = _claims(bob["access_token"], application)["sub"]
+    with application.app_context():
+        if redis_url:
+            marker = redis_client.client.get(f"warden:session:{alice_claims['sid']}")
+            assert marker == alice_claims["sub"]
+        swapped = issue_token_pair(
+            user_id=uuid.UUID(bob_id),
+            session_id=uuid.UUID(alice_claims["sid"]),
+            refresh_jti="x",
+            token_version=0,
+            access_ttl=60,
+            refresh_ttl=60,
+        )
+    for _ in range(2):
+        refused = client.get("/api/v1/users/me", headers=bearer(swapped.access_token))
+        assert_problem(refused, 401, "token_revoked")
+    # Alice's own token still works: the refusal ended nothing.
+    assert client.get("/api/v1/users/me", headers=bearer(alice["access_token"])).status_code == 200

@@ -19,23 +19,25 @@ from project.repositories.user_cache import TOMBSTONE, UserCache
 
 logger = logging.getLogger(__name__)
 
-ACTIVE = "1"
 REVOKED = "0"
+# A live session's marker holds its owner's id, so a token naming another user with this
+# session's id is not vouched for here and goes to the database, which refuses it.
 # An "active" answer is trusted this long without asking the database again. It bounds how
 # long a revocation written while Redis was unreachable can go unseen.
 ACTIVE_TTL = 30
 
 
 # The per-request check's one round trip. KEYS: the session's marker, the user's copy, then
-# (current, previous) per counter; ARGV: "1" to count only when the marker says active and
-# the copy is live ("0": regardless), then (cap, weight, ttl) per counter. The request is
+# (current, previous) per counter; ARGV: "1" to count only when the marker names the
+# token's user and the copy is live ("0": regardless), that user's id, then (cap, weight,
+# ttl) per counter. The request is
 # added to every counter or to none: only if, for each, weight * previous + current + 1 <=
 # cap, checked and added atomically so that concurrent requests cannot overshoot and a
 # refused one is never counted. The answer: marker and copy, then, if it counted, 1 or 0
 # for "added" and (current, previous) per counter as they were before.
 READ_AND_COUNT = f"""
 local answer = redis.call('MGET', KEYS[1], KEYS[2])
-if ARGV[1] == '1' and (answer[1] ~= '{ACTIVE}' or not answer[2] or answer[2] == '{TOMBSTONE}') then
+if ARGV[1] == '1' and (answer[1] ~= ARGV[2] or not answer[2] or answer[2] == '{TOMBSTONE}') then
   return answer
 end
 local fits = 1
@@ -43,7 +45,7 @@ local counts = {{}}
 for c = 1, (#KEYS - 2) / 2 do
   local current = tonumber(redis.call('GET', KEYS[1 + 2 * c]) or '0')
   local previous = tonumber(redis.call('GET', KEYS[2 + 2 * c]) or '0')
-  if tonumber(ARGV[3 * c]) * previous + current + 1 > tonumber(ARGV[3 * c - 1]) then
+  if tonumber(ARGV[3 * c + 1]) * previous + current + 1 > tonumber(ARGV[3 * c]) then
     fits = 0
   end
   counts[#counts + 1] = current
@@ -52,7 +54,7 @@ end
 if fits == 1 then
   for c = 1, (#KEYS - 2) / 2 do
     if redis.call('INCR', KEYS[1 + 2 * c]) == 1 then
-      redis.call('EXPIRE', KEYS[1 + 2 * c], ARGV[3 * c + 1])
+      redis.call('EXPIRE', KEYS[1 + 2 * c], ARGV[3 * c + 2])
     end
   end
 end
@@ -135,13 +137,13 @@ class SessionStateCache:
         keys = [_key(session_id), UserCache.key(user_id, token_version)]
         try:
             if counters:
-                answer = self._run(keys, counters, only_if_vouched=True)
+                answer = self._run(keys, user_id, counters, only_if_vouched=True)
             else:
                 answer = self.client.mget(keys)
         except RedisError as exc:
             logger.warning("session state read failed: %s", type(exc).__name__)
             return NOTHING_KNOWN
-        active = answer[0] == ACTIVE
+        active = answer[0] == str(user_id)
         return Snapshot(
             revoked=answer[0] == REVOKED,
             user=UserCache.parse(answer[1]) if active else None,
@@ -154,21 +156,28 @@ class SessionStateCache:
             return None
         keys = [_key(session_id), UserCache.key(user.id, user.token_version)]
         try:
-            return _tally(self._run(keys, counters, only_if_vouched=False))
+            return _tally(self._run(keys, user.id, counters, only_if_vouched=False))
         except RedisError as exc:
             logger.warning("rate limit count failed: %s", type(exc).__name__)
             return None
 
-    def _run(self, keys: list[str], counters: Sequence[Counter], *, only_if_vouched: bool) -> Any:
+    def _run(
+        self,
+        keys: list[str],
+        user_id: uuid.UUID,
+        counters: Sequence[Counter],
+        *,
+        only_if_vouched: bool,
+    ) -> Any:
         assert self.client is not None
-        args: list[str | int] = ["1" if only_if_vouched else "0"]
+        args: list[str | int] = ["1" if only_if_vouched else "0", str(user_id)]
         for counter in counters:
             args += (counter.cap, repr(counter.weight), counter.ttl)
         windows = [key for counter in counters for key in (counter.current, counter.previous)]
         return _script(self.client)(keys=[*keys, *windows], args=args)
 
     def remember_active_with_user(self, session_id: uuid.UUID, user: User) -> None:
-        """Cache an active answer and the user's copy in one round trip.
+        """Cache an active answer naming the session's user, and the user's copy, in one round trip.
 
         Both NX: a revocation marker or a user tombstone already there wins.
         """
@@ -176,7 +185,7 @@ class SessionStateCache:
             return
         try:
             pipeline = self.client.pipeline(transaction=False)
-            pipeline.set(_key(session_id), ACTIVE, ex=ACTIVE_TTL, nx=True)
+            pipeline.set(_key(session_id), str(user.id), ex=ACTIVE_TTL, nx=True)
             UserCache.stage_put(pipeline, user)
             pipeline.execute()
         except RedisError as exc:

@@ -4,8 +4,9 @@
 
 1. the token's claims name a user, a session and the token version it was issued under;
 2. Redis is asked, in one round trip, for the session's marker and the user's copy at that
-   version; when both vouch for the token the same round trip counts the request against
-   the account (a warm request asks the database nothing);
+   version; when both vouch for the token (the marker names the token's user, so a
+   session's id under another ``sub`` is not vouched for) the same round trip counts the
+   request against the account (a warm request asks the database nothing);
 3. otherwise the database answers for the session and its user, and Redis is told so;
 4. a token whose session ended, whose user is gone or inactive, or whose version predates
    the account's last security change is refused (TokenRevoked), counted nowhere.
