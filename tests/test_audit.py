@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,8 @@ from project.core import tasks
 from project.extensions import db
 from project.models import AuditEvent, AuditEventType, Role, User
 from project.models.types import utcnow
+from project.services import audit
+from project.services import auth as auth_service
 from tests.conftest import PASSWORD, assert_problem, bearer, make_settings, run_jobs
 from tests.mailbox import free_port
 
@@ -281,3 +284,53 @@ def test_roles_and_cli_admin_events(app: Flask) -> None:
         ).one()
         assert boss.role is Role.ADMIN and boss.email_verified
     assert rows(app, user_id=boss.id)[0].details == {"role": "admin", "via": "cli"}
+
+
+def _throttled_counts(app: Flask, user_id: Any) -> list[int]:
+    found = rows(app, user_id=user_id, event_type=AuditEventType.LOGIN_THROTTLED.value)
+    return [event.details["count"] for event in found]
+
+
+def test_throttled_logins_collapse_into_one_counted_row_per_window(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    user = make_user()
+    with app.app_context():
+        for _ in range(100):
+            audit.record_now(AuditEventType.LOGIN_THROTTLED, user_id=user.id)
+        audit.record_now(AuditEventType.LOGIN_FAILED, user_id=user.id)
+    counts = _throttled_counts(app, user.id)
+    # One row per minute: two only if the loop straddled a minute's end.
+    assert sum(counts) == 100 and len(counts) <= 2
+    assert len(rows(app, user_id=user.id, event_type=AuditEventType.LOGIN_FAILED.value)) == 1
+    page = client.get("/api/v1/users/me/events", headers=bearer(login(user.email)["access_token"]))
+    throttled = [e for e in page.json["items"] if e["event_type"] == "login.throttled"]
+    assert sum(event["details"]["count"] for event in throttled) == 100
+    assert len(throttled) == len(counts)
+
+
+def test_instances_counting_at_once_lose_no_throttled_login(
+    app_factory: Callable[..., Flask],
+) -> None:
+    instances = [app_factory(), app_factory()]
+    with instances[0].app_context():
+        user = auth_service.create_user(
+            email="flood@example.com", password=PASSWORD, full_name=None
+        )
+        db.session.commit()
+        user_id = user.id
+    barrier = threading.Barrier(4)
+
+    def flood(instance: Flask) -> None:
+        barrier.wait()
+        for _ in range(25):
+            with instance.app_context():
+                audit.record_now(AuditEventType.LOGIN_THROTTLED, user_id=user_id)
+
+    threads = [threading.Thread(target=flood, args=(instances[i % 2],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = _throttled_counts(instances[1], user_id)
+    assert sum(counts) == 100 and len(counts) <= 2

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Uuid, delete, literal, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 
 from project.models import AuditEvent
 from project.models.types import UTCDateTime
@@ -56,6 +58,30 @@ class AuditEventRepository(BaseRepository[AuditEvent]):
                 < tuple_(literal(occurred_at, UTCDateTime), literal(event_id, Uuid))
             )
         return list(self.session.scalars(query))
+
+    def add_or_count(self, values: dict[str, Any]) -> None:
+        """Insert the event ``values`` describe, or add one to ``details.count`` of the row
+        already holding its id.
+
+        The insert skips on conflict and the count is raised under a row lock, so
+        concurrent writers (other instances included) neither duplicate the row nor lose
+        a count.
+        """
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        inserted = self.session.execute(
+            dialect.insert(AuditEvent)
+            .values(**values, details={"count": 1})
+            .on_conflict_do_nothing(index_elements=[AuditEvent.id])
+            .returning(AuditEvent.id)
+        )
+        if inserted.first() is not None:
+            return
+        event = self.session.get(
+            AuditEvent, values["id"], with_for_update=True, populate_existing=True
+        )
+        if event is not None:  # pruned in between: this one occurrence goes uncounted
+            event.details = {**event.details, "count": int(event.details.get("count", 1)) + 1}
+            self.session.flush()
 
     def delete_older_than(self, moment: datetime) -> int:
         """Delete events that occurred before ``moment``; return how many."""

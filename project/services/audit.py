@@ -1,4 +1,9 @@
-"""The audit trail: one row per security-relevant action, in the action's transaction."""
+"""The audit trail: one row per security-relevant action, in the action's transaction.
+
+Events an attacker can cause at will without any work on Warden's side (a throttled login
+costs no password check) collapse into one row per account and window, whose
+``details.count`` says how many there were, so no one can flood a victim's trail.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,10 @@ from project.models.types import utcnow
 from project.repositories.audit_events import AuditEventRepository, AuditFilters
 
 EventKey = tuple[datetime, uuid.UUID]
+
+# Event types counted in one row per (user, window of this many seconds).
+COLLAPSED: dict[AuditEventType, int] = {AuditEventType.LOGIN_THROTTLED: 60}
+_WINDOW_IDS = uuid.UUID("5b0f3c1e-2a57-4d5e-9f61-7c0b8a8e4d21")
 
 
 @dataclass(frozen=True)
@@ -33,22 +42,30 @@ def record(
 ) -> None:
     """Add an event to the current transaction; the caller's commit writes it.
 
-    The actor defaults to the authenticated caller. ``details`` must never hold secrets.
+    The actor defaults to the authenticated caller. ``details`` must never hold secrets;
+    a collapsed type's details are its count.
     """
     current = context.current()
     if actor_id is None and current.user_id:
         actor_id = uuid.UUID(current.user_id)
-    AuditEventRepository().add(
-        AuditEvent(
-            event_type=AuditEventType(event_type).value,
-            user_id=user_id,
-            actor_id=actor_id,
-            ip=current.ip,
-            user_agent=current.user_agent,
-            request_id=current.request_id,
-            details=details or {},
-        )
-    )
+    kind = AuditEventType(event_type)
+    fields: dict[str, Any] = {
+        "event_type": kind.value,
+        "user_id": user_id,
+        "actor_id": actor_id,
+        "ip": current.ip,
+        "user_agent": current.user_agent,
+        "request_id": current.request_id,
+    }
+    window = COLLAPSED.get(kind)
+    if window is None:
+        AuditEventRepository().add(AuditEvent(**fields, details=details or {}))
+        return
+    now = utcnow()
+    # The id names the window, so every instance counts into the same row.
+    start = int(now.timestamp()) // window * window
+    event_id = uuid.uuid5(_WINDOW_IDS, f"{kind.value}|{user_id}|{start}")
+    AuditEventRepository().add_or_count({**fields, "id": event_id, "occurred_at": now})
 
 
 def record_now(event_type: AuditEventType, **fields: Any) -> None:
