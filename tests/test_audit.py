@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -12,12 +13,13 @@ import pytest
 from flask import Flask, request_started
 from flask.testing import FlaskClient
 from rq.registry import ScheduledJobRegistry
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 
 from project.core import tasks
 from project.extensions import db
 from project.models import AuditEvent, AuditEventType, Role, User
 from project.models.types import utcnow
+from project.schemas.audit import AccountExportSchema, EventSchema
 from project.services import audit
 from project.services import auth as auth_service
 from tests.conftest import PASSWORD, assert_problem, bearer, make_settings, run_jobs
@@ -334,3 +336,43 @@ def test_instances_counting_at_once_lose_no_throttled_login(
         thread.join()
     counts = _throttled_counts(instances[1], user_id)
     assert sum(counts) == 100 and len(counts) <= 2
+
+
+def test_the_export_streams_every_event_as_the_event_schema_dumps_it(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User], login: Login
+) -> None:
+    user = make_user()
+    start = utcnow()
+    with app.app_context():
+        db.session.execute(
+            insert(AuditEvent),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    # Several batches, and ties on the time that only the id orders.
+                    "occurred_at": start - timedelta(seconds=n // 2),
+                    "event_type": AuditEventType.LOGIN_FAILED.value,
+                    "user_id": user.id,
+                    "ip": f"192.0.2.{n % 200}",
+                    "details": {"n": n},
+                }
+                for n in range(2 * audit.EXPORT_BATCH + 7)
+            ],
+        )
+        db.session.commit()
+    response = client.get(
+        "/api/v1/users/me/export", headers=bearer(login(user.email)["access_token"])
+    )
+    assert response.status_code == 200
+    body = response.json
+    with app.app_context():
+        events = db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.user_id == user.id)
+            .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        ).all()
+        expected = EventSchema(many=True).dump(events)
+    assert len(body["security_events"]) == 2 * audit.EXPORT_BATCH + 8  # and the login
+    assert body["security_events"] == expected
+    assert set(body) == set(AccountExportSchema().fields)
+    assert body["profile"]["id"] == str(user.id) and len(body["sessions"]) == 1

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Uuid, delete, literal, select, tuple_
+from sqlalchemy import RowMapping, Uuid, delete, literal, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from project.models import AuditEvent
@@ -58,6 +59,20 @@ class AuditEventRepository(BaseRepository[AuditEvent]):
                 < tuple_(literal(occurred_at, UTCDateTime), literal(event_id, Uuid))
             )
         return list(self.session.scalars(query))
+
+    def stream_for_user(self, user_id: uuid.UUID, *, batch: int) -> Iterator[Sequence[RowMapping]]:
+        """Every event about ``user_id``, newest first, ``batch`` rows at a time.
+
+        Rows come as plain mappings through a server-side cursor where the database has
+        one, so memory stays bounded whatever the count.
+        """
+        query = (
+            select(*AuditEvent.__table__.columns)
+            .where(AuditEvent.user_id == user_id)
+            .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        )
+        result = self.session.execute(query, execution_options={"yield_per": batch})
+        yield from result.mappings().partitions()
 
     def add_or_count(self, values: dict[str, Any]) -> None:
         """Insert the event ``values`` describe, or add one to ``details.count`` of the row

@@ -8,9 +8,12 @@ costs no password check) collapse into one row per account and window, whose
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy import RowMapping
 
 from project.core import context
 from project.extensions import db
@@ -22,6 +25,7 @@ EventKey = tuple[datetime, uuid.UUID]
 
 # Event types counted in one row per (user, window of this many seconds).
 COLLAPSED: dict[AuditEventType, int] = {AuditEventType.LOGIN_THROTTLED: 60}
+EXPORT_BATCH = 1000
 _WINDOW_IDS = uuid.UUID("5b0f3c1e-2a57-4d5e-9f61-7c0b8a8e4d21")
 
 
@@ -96,16 +100,9 @@ def search(
     return list_events(filters=filters, limit=limit, before=before)
 
 
-def all_events_for(user_id: uuid.UUID) -> list[AuditEvent]:
-    """Every event about a user, newest first (for the account export)."""
-    events: list[AuditEvent] = []
-    before = None
-    while True:
-        page = list_events(filters=AuditFilters(user_id=user_id), limit=500, before=before)
-        events += page.items
-        if page.next_key is None:
-            return events
-        before = page.next_key
+def stream_events_for(user_id: uuid.UUID) -> Iterator[Sequence[RowMapping]]:
+    """Every event about a user, newest first, in batches (for the account export)."""
+    return AuditEventRepository().stream_for_user(user_id, batch=EXPORT_BATCH)
 
 
 def prune(*, older_than_days: int) -> int:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import RowMapping
 
 from project.core import emails, errors, security
 from project.core.settings import current_settings
@@ -223,14 +226,14 @@ class AccountExport:
 
     profile: User
     sessions: list[Any]
-    security_events: list[Any]
+    security_events: Iterator[Sequence[RowMapping]]  # read as it is sent, in batches
 
 
 def export_account(*, user_id: uuid.UUID) -> AccountExport:
-    """Gather the caller's data for download."""
+    """Gather the caller's data for download; the events are read while being sent."""
     user = get_user(user_id)
     return AccountExport(
         profile=user,
         sessions=SessionRepository().all_for_user(user.id),
-        security_events=audit.all_events_for(user.id),
+        security_events=audit.stream_events_for(user.id),
     )

@@ -5,13 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flask import Response, stream_with_context
 from flask_jwt_extended import current_user, get_current_user
 
 from project.api.arguments import Blueprint
 from project.api.auth import admin_required, auth_required, current_session_id
 from project.api.ratelimits import password_limit
 from project.models import User
-from project.schemas.audit import AccountExportSchema, EventPageSchema, EventQuerySchema
+from project.schemas.audit import (
+    AccountExportSchema,
+    EventPageSchema,
+    EventQuerySchema,
+    export_json,
+)
 from project.schemas.users import (
     AccountDeleteSchema,
     AdminUserUpdateSchema,
@@ -23,7 +29,7 @@ from project.schemas.users import (
 )
 from project.services import audit, users
 from project.services.audit import EventPage
-from project.services.users import AccountExport, UserPage
+from project.services.users import UserPage
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="Users and admin")
 
@@ -169,12 +175,14 @@ def delete_user(user_id: uuid.UUID) -> None:
 @blp.route("/me/export", methods=["GET"])
 @auth_required
 @blp.response(200, AccountExportSchema)
-def export_me() -> AccountExport:
+def export_me() -> Response:
     """Download everything Warden holds about the caller: profile, sessions, events.
 
-    The caller's profile, every session (ended ones included) and security events, as JSON.
+    The caller's profile, every session (ended ones included) and security events, as JSON,
+    streamed as the events are read.
     """
-    return users.export_account(user_id=current_user.id)
+    export = users.export_account(user_id=current_user.id)
+    return Response(stream_with_context(export_json(export)), mimetype="application/json")
 
 
 @blp.route("/me/events", methods=["GET"])
