@@ -709,9 +709,16 @@ def test_guessing_from_many_addresses_does_not_lock_the_owner_out(
     assert known.status == 200, known
     device = known.body["device_token"]
 
-    for index in range(24):
+    for index in range(200):
         guess = login_from(f"127.0.1.{index + 1}", (a, b)[index % 2], owner, WRONG)
         assert guess.status in (401, 429), guess
+        # Past 24 guesses, keep guessing as each lock ends until one lasts 8 s, so the
+        # checks below run inside one lock.
+        if guess.status == 429 and index >= 24:
+            wait = int(guess.headers["Retry-After"])
+            if wait >= 8:
+                break
+            time.sleep(wait)
     # An unknown device is refused on both instances even with the right password ...
     for base in (a, b):
         refused = login_from("127.0.2.1", base, owner, PASSWORD)
