@@ -478,11 +478,23 @@ class Settings:
         minimum=1, maximum=MAX_BACKOFF_SECONDS,
     )  # fmt: skip
     LOGIN_FREE_FAILURES_PER_ACCOUNT: int = setting(
-        ABUSE, "failed logins per account before its backoff", Integer, 20, minimum=1
+        ABUSE,
+        "failed logins per account from unknown devices before their backoff",
+        Integer,
+        20,
+        minimum=1,
     )
     LOGIN_BACKOFF_CAP_ACCOUNT: int = setting(
-        ABUSE, "longest account-wide wait, seconds", Integer, 300,
+        ABUSE, "longest wait of the untrusted-device pool, seconds", Integer, 300,
         minimum=1, maximum=MAX_BACKOFF_SECONDS,
+    )  # fmt: skip
+    LOGIN_DEVICE_TTL: int = setting(
+        ABUSE, "how long a device token exempts its device from the account lock, seconds",
+        Integer, 30 * 24 * 3_600, minimum=60, maximum=MAX_SECONDS,
+    )  # fmt: skip
+    LOGIN_UNLOCK_TTL: int = setting(
+        ABUSE, "lifetime of a mailed unlock link, and the least time between two, seconds",
+        Integer, 900, minimum=60, maximum=MAX_SECONDS,
     )  # fmt: skip
 
     MAIL_BACKEND: str = setting(

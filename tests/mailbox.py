@@ -14,7 +14,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-TOKEN = re.compile(r"[?&]token=([A-Za-z0-9_\-]+)")
+TOKEN = re.compile(r"[?&]token=([A-Za-z0-9_.\-]+)")
 
 
 @dataclass(frozen=True)

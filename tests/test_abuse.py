@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import unicodedata
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from project.core.passwords import common_passwords, password_problems
+from project.repositories.login_attempts import Limit, attempt_store
 from project.services.throttle import backoff
-from tests.conftest import PASSWORD, assert_problem, bearer, make_settings, register_and_login
+from tests.conftest import (
+    PASSWORD,
+    assert_problem,
+    bearer,
+    make_settings,
+    register_and_login,
+    run_jobs,
+)
+from tests.mailbox import Mailbox
 
 AppFactory = Callable[..., Flask]
 
@@ -139,11 +152,12 @@ def throttled_app(app_factory: AppFactory, **overrides: object) -> FlaskClient:
         "TRUSTED_PROXIES": 1,
         **overrides,
     }
-    return app_factory(**settings).test_client()
+    # Without cookies, each request is an unknown device unless it sends a device_token.
+    return app_factory(**settings).test_client(use_cookies=False)
 
 
 def test_failures_lock_the_pair_and_a_success_resets(app_factory: AppFactory) -> None:
-    client = throttled_app(app_factory)
+    client = throttled_app(app_factory, LOGIN_FREE_FAILURES_PER_ACCOUNT=10)
     register_and_login(client, "victim@example.com")
     statuses = [
         _login(client, "victim@example.com", "wrong-guess", "192.0.2.1").status_code
@@ -157,7 +171,7 @@ def test_failures_lock_the_pair_and_a_success_resets(app_factory: AppFactory) ->
     assert _login(client, "victim@example.com", PASSWORD, "192.0.2.2").status_code == 200
     time.sleep(1.1)
     assert _login(client, "victim@example.com", PASSWORD, "192.0.2.1").status_code == 200
-    # The success reset the counter: the free failures are available again.
+    # The success reset the pair's counter: its free failures are available again.
     statuses = [
         _login(client, "victim@example.com", "wrong-guess", "192.0.2.1").status_code
         for _ in range(3)
@@ -193,18 +207,161 @@ def test_a_login_lock_out_carries_retry_after_but_no_rate_limit_headers(
     assert not [name for name, _ in locked.headers.items() if name.startswith("X-RateLimit")]
 
 
-def test_spraying_from_many_addresses_cannot_lock_the_owner_out(app_factory: AppFactory) -> None:
-    client = throttled_app(app_factory)
+def _spray(client: FlaskClient, email: str, count: int) -> None:
+    """Wrong passwords from fresh addresses, as a distributed guesser sends them.
+
+    After ``count`` guesses it keeps guessing as each lock ends, until the lock lasts 8 s,
+    so the assertions that follow run inside one lock.
+    """
+    for index in range(250):
+        response = _login(client, email, "guess", f"203.0.113.{index}")
+        assert response.status_code in (401, 429), response.json  # type: ignore[attr-defined]
+        if response.status_code == 429 and index >= count:
+            wait = int(response.headers["Retry-After"])
+            if wait >= 8:
+                return
+            time.sleep(wait)
+    raise AssertionError("the account never locked for 8 s")
+
+
+def test_spraying_from_many_addresses_cannot_lock_the_owner_out(
+    app_factory: AppFactory, inbox: Mailbox
+) -> None:
+    client = throttled_app(app_factory, LOGIN_BACKOFF_CAP_ACCOUNT=300)
     register_and_login(client, "owner@example.com")
-    assert _login(client, "owner@example.com", PASSWORD, "192.0.2.10").status_code == 200
-    for index in range(5):
-        assert _login(client, "owner@example.com", "guess", f"203.0.113.{index}").status_code == 401
-    # The account is now locked for new addresses ...
+    device = _login(client, "owner@example.com", PASSWORD, "192.0.2.10").json["device_token"]  # type: ignore[attr-defined]
+    _spray(client, "owner@example.com", 24)
+    # Unknown devices are locked out, whatever the password and address ...
+    for password in ("guess", PASSWORD):
+        refused = _login(client, "owner@example.com", password, "198.51.100.7")
+        assert_problem(refused, 429, "login_throttled")
+        assert "access_token" not in refused.json  # type: ignore[operator]
+    # ... but not the owner's device, from any address, and its success resets no pool.
+    for ip in ("192.0.2.10", "198.51.100.8"):
+        trusted = _login_with(client, "owner@example.com", PASSWORD, ip, device_token=device)
+        assert trusted.status_code == 200, trusted.json
     assert_problem(
-        _login(client, "owner@example.com", PASSWORD, "203.0.113.200"), 429, "login_throttled"
+        _login(client, "owner@example.com", PASSWORD, "198.51.100.9"), 429, "login_throttled"
     )
-    # ... but not for the owner's address that logged in before.
-    assert _login(client, "owner@example.com", PASSWORD, "192.0.2.10").status_code == 200
+    # The owner was mailed once, and the link lets a new device in and trusts it.
+    mail = inbox.wait_for("owner@example.com", "Sign-in attempts")
+    time.sleep(0.3)
+    assert len(inbox.messages("owner@example.com")) == 2  # the verification mail and this one
+    assert "unlock-login?token=" in mail.text
+    unlocked = _login_with(
+        client, "owner@example.com", PASSWORD, "198.51.100.7", unlock_token=mail.token
+    )
+    assert unlocked.status_code == 200, unlocked.json
+    new_device = unlocked.json["device_token"]
+    again = _login_with(
+        client, "owner@example.com", PASSWORD, "198.51.100.7", device_token=new_device
+    )
+    assert again.status_code == 200
+    # The unlock token needs the password: a guesser holding it gets a 401, never tokens.
+    wrong = _login_with(
+        client, "owner@example.com", "guess", "198.51.100.6", unlock_token=mail.token
+    )
+    assert_problem(wrong, 401, "invalid_credentials")
+
+
+def _login_with(
+    client: FlaskClient, email: str, password: str, ip: str, **tokens: str
+) -> TestResponse:
+    return client.post(
+        "/api/v1/auth/login",
+        json={"email": email, "password": password, **tokens},
+        headers={"X-Forwarded-For": ip},
+    )
+
+
+def test_a_device_token_trusts_only_its_own_account(app_factory: AppFactory) -> None:
+    client = throttled_app(app_factory, LOGIN_BACKOFF_CAP_ACCOUNT=300)
+    register_and_login(client, "first@example.com")
+    register_and_login(client, "second@example.com")
+    device = _login(client, "first@example.com", PASSWORD, "192.0.2.20").json["device_token"]  # type: ignore[attr-defined]
+    _spray(client, "second@example.com", 8)
+    for token in (device, device[:-2] + "xx", "not a token"):
+        refused = _login_with(
+            client, "second@example.com", PASSWORD, "192.0.2.20", device_token=token
+        )
+        assert_problem(refused, 429, "login_throttled")
+
+
+def test_a_trusted_device_is_locked_by_its_own_failures(app_factory: AppFactory) -> None:
+    client = throttled_app(app_factory)
+    register_and_login(client, "careless@example.com")
+    device = _login(client, "careless@example.com", PASSWORD, "192.0.2.30").json["device_token"]  # type: ignore[attr-defined]
+    statuses = [
+        _login_with(
+            client, "careless@example.com", "guess", f"192.0.2.{31 + i}", device_token=device
+        ).status_code
+        for i in range(4)
+    ]
+    assert statuses == [401, 401, 401, 429]
+    # The device's lock is its own: an unknown device is not held by it.
+    assert _login(client, "careless@example.com", PASSWORD, "192.0.2.40").status_code == 200
+
+
+def test_a_browser_keeps_its_device_token_in_an_http_only_cookie(app_factory: AppFactory) -> None:
+    app = app_factory(
+        LOGIN_FREE_FAILURES_PER_ACCOUNT=2, LOGIN_BACKOFF_CAP_ACCOUNT=300, TRUSTED_PROXIES=1
+    )
+    browser = app.test_client()
+    register_and_login(browser, "browser@example.com")
+    cookie = browser.get_cookie("warden_device", path="/api/v1/auth/login")
+    assert cookie is not None and cookie.http_only
+    _spray(app.test_client(use_cookies=False), "browser@example.com", 4)
+    assert _login(browser, "browser@example.com", PASSWORD, "192.0.2.50").status_code == 200
+    stranger = app.test_client()
+    assert_problem(_login(stranger, "browser@example.com", PASSWORD), 429, "login_throttled")
+
+
+def test_a_password_reset_lifts_the_account_lock(app_factory: AppFactory, inbox: Mailbox) -> None:
+    app = app_factory(
+        LOGIN_FREE_FAILURES_PER_ACCOUNT=2, LOGIN_BACKOFF_CAP_ACCOUNT=300, TRUSTED_PROXIES=1
+    )
+    client = app.test_client(use_cookies=False)
+    register_and_login(client, "reset@example.com")
+    _spray(client, "reset@example.com", 4)
+    assert_problem(
+        _login(client, "reset@example.com", PASSWORD, "192.0.2.60"), 429, "login_throttled"
+    )
+    client.post("/api/v1/auth/password/forgot", json={"email": "reset@example.com"})
+    run_jobs(app)
+    token = inbox.wait_for("reset@example.com", "Reset your password").token
+    new_password = "a brand new passphrase"
+    reset = client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "new_password": new_password}
+    )
+    assert reset.status_code == 204, reset.json
+    assert _login(client, "reset@example.com", new_password, "192.0.2.60").status_code == 200
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_at_a_locks_end_only_one_attempt_is_let_through(
+    app_factory: AppFactory, store: str
+) -> None:
+    if store == "redis" and not make_settings().REDIS_URL:
+        pytest.skip("needs TEST_REDIS_URL")
+    app = app_factory(**({"REDIS_URL": None} if store == "memory" else {}))
+    limits = [Limit(f"warden:login:test:{uuid.uuid4().hex}", 1, 1)]
+    with app.app_context():
+        attempts = attempt_store()
+        attempts.delete(limits[0].key)
+        assert attempts.reserve(limits, ttl=60) == 0
+        assert attempts.reserve(limits, ttl=60) == 0  # past the free one: locks for 1 s
+        assert attempts.reserve(limits, ttl=60) > 0
+        time.sleep(1.05)
+        start = threading.Barrier(16)
+
+        def attempt(_: int) -> float:
+            start.wait(timeout=10)
+            return attempts.reserve(limits, ttl=60)
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            waits = list(pool.map(attempt, range(16)))
+        attempts.delete(limits[0].key)
+    assert sum(wait == 0 for wait in waits) == 1, waits
 
 
 def test_common_password_list_is_the_100k_list() -> None:

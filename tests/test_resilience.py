@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -661,3 +662,125 @@ def test_two_instances_share_revocations_and_rate_limits(
         reply = me(b, tokens["access_token"])
         assert (reply.status, reply.code) == (401, "token_revoked")
     assert me(b, logins[1].body["access_token"]).status == 200
+
+
+def send_from(source: str, base: str, path: str, body: dict[str, str]) -> Reply:
+    """POST JSON from the loopback address ``source``, as a client elsewhere would."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=15, source_address=(source, 0))
+    started = time.monotonic()
+    try:
+        connection.request(
+            "POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"}
+        )
+        response = connection.getresponse()
+        raw, headers = response.read(), dict(response.getheaders())
+    finally:
+        connection.close()
+    decoded = decode_body(raw, headers.get("Content-Type", ""))
+    return Reply(response.status, decoded, headers, time.monotonic() - started, started)
+
+
+def login_from(source: str, base: str, email: str, password: str, **tokens: str) -> Reply:
+    """POST /auth/login from ``source``, with a device or unlock token if given."""
+    body = {"email": email, "password": password, **tokens}
+    return send_from(source, base, "/api/v1/auth/login", body)
+
+
+def two_instances(deployments: Callable[..., Deployment], **settings: str) -> tuple[str, str]:
+    """Two production instances over one database and Redis, without a proxy in front."""
+    first = deployments(TRUSTED_PROXIES="0", **settings)
+    second = deployments(TRUSTED_PROXIES="0", **settings)
+    first.start("web")
+    first.start("worker")
+    second.start("web")
+    first.wait_ready()
+    second.wait_ready()
+    return first.base, second.base
+
+
+def test_guessing_from_many_addresses_does_not_lock_the_owner_out(
+    deployments: Callable[..., Deployment], inbox: Mailbox
+) -> None:
+    a, b = two_instances(deployments)
+    owner = "owner@example.com"
+    assert register(a, owner).status == 201
+    known = login_from("127.0.0.2", a, owner, PASSWORD)
+    assert known.status == 200, known
+    device = known.body["device_token"]
+
+    for index in range(200):
+        guess = login_from(f"127.0.1.{index + 1}", (a, b)[index % 2], owner, WRONG)
+        assert guess.status in (401, 429), guess
+        # Past 24 guesses, keep guessing as each lock ends until one lasts 8 s, so the
+        # checks below run inside one lock.
+        if guess.status == 429 and index >= 24:
+            wait = int(guess.headers["Retry-After"])
+            if wait >= 8:
+                break
+            time.sleep(wait)
+    # An unknown device is refused on both instances even with the right password ...
+    for base in (a, b):
+        refused = login_from("127.0.2.1", base, owner, PASSWORD)
+        assert (refused.status, refused.code) == (429, "login_throttled"), refused
+        assert "access_token" not in refused.body
+    # ... while the owner's device gets in, from any address, on either instance.
+    for source, base in (("127.0.2.2", b), ("127.0.2.3", a)):
+        trusted = login_from(source, base, owner, PASSWORD, device_token=device)
+        assert trusted.status == 200, trusted
+    # Its successes handed the guessers no fresh failures.
+    still = login_from("127.0.1.99", b, owner, WRONG)
+    assert (still.status, still.code) == (429, "login_throttled"), still
+
+    # The owner was mailed a way in for the new device; it needs the password too.
+    unlock = inbox.wait_for(owner, "Sign-in attempts", timeout=20).token
+    wrong = login_from("127.0.2.1", b, owner, WRONG, unlock_token=unlock)
+    assert (wrong.status, wrong.code) == (401, "invalid_credentials"), wrong
+    unlocked = login_from("127.0.2.1", b, owner, PASSWORD, unlock_token=unlock)
+    assert unlocked.status == 200, unlocked
+    new_device = unlocked.body["device_token"]
+    assert login_from("127.0.2.1", a, owner, PASSWORD, device_token=new_device).status == 200
+
+    # A completed password reset lifts the lock for every device.
+    assert send(a, "POST", "/api/v1/auth/password/forgot", {"email": owner}).status == 202
+    token = inbox.wait_for(owner, "Reset your password", timeout=20).token
+    new_password = "a different walk at dusk"
+    reset = send(
+        b, "POST", "/api/v1/auth/password/reset", {"token": token, "new_password": new_password}
+    )
+    assert reset.status == 204, reset
+    assert login_from("127.0.3.1", a, owner, new_password).status == 200
+
+
+def test_one_guess_per_lock_window_over_addresses_and_instances(
+    deployments: Callable[..., Deployment], postgres: PostgresServer, database: str
+) -> None:
+    a, b = two_instances(
+        deployments, LOGIN_FREE_FAILURES_PER_ACCOUNT="2", LOGIN_BACKOFF_CAP_ACCOUNT="1"
+    )
+    victim = "victim@example.com"
+    assert register(a, victim).status == 201
+    for index in range(3):
+        assert login_from(f"127.0.4.{index + 1}", a, victim, WRONG).status == 401
+    assert login_from("127.0.4.9", b, victim, WRONG).code == "login_throttled"
+
+    def checked() -> int:
+        statement = (
+            "SELECT count(*) FROM audit_events"
+            " WHERE event_type IN ('login.failed', 'login.succeeded')"
+        )
+        return int(query(postgres, database, statement)[0][0])
+
+    before = checked()
+    time.sleep(1.2)  # the lock of 1 s ends
+    start = threading.Barrier(16)
+
+    def guess(index: int) -> Reply:
+        start.wait(timeout=30)
+        return login_from(f"127.0.5.{index + 1}", (a, b)[index % 2], victim, WRONG)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        replies = list(pool.map(guess, range(16)))
+    outcomes = Counter((r.status, r.code) for r in replies)
+    assert outcomes == {(401, "invalid_credentials"): 1, (429, "login_throttled"): 15}, outcomes
+    assert checked() - before == 1

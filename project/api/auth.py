@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import wraps
 from http import HTTPStatus
 from typing import Any, TypeVar, cast
@@ -36,6 +37,9 @@ from project.schemas.auth import BearerTokensSchema, CookieTokensSchema
 from project.services import access
 from project.services.access import claimed_ids
 from project.services.client import ClientInfo
+
+# The cookie that holds a browser's device token (see project.services.throttle).
+DEVICE_COOKIE = "warden_device"
 
 F = TypeVar("F", bound=Callable[..., Any])
 TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -192,10 +196,42 @@ def came_in_cookie() -> bool:
     return bool(get_jwt_request_location() == "cookies")
 
 
-def deliver_tokens(pair: TokenPair, *, cookie: bool) -> Response:
-    """The answer to a token request; in cookie mode it sets HttpOnly cookies instead."""
+def device_cookie() -> str | None:
+    """The device token a browser holds from an earlier login, if any."""
+    return request.cookies.get(DEVICE_COOKIE)
+
+
+def _set_device_cookie(device_token: str) -> None:
+    @after_this_request
+    def set_cookie(response: Response) -> Response:
+        settings = current_settings()
+        # Sent only to the login route it came from, and never readable by scripts.
+        response.set_cookie(
+            DEVICE_COOKIE,
+            device_token,
+            max_age=settings.LOGIN_DEVICE_TTL,
+            path=request.path,
+            domain=settings.COOKIE_DOMAIN,
+            secure=settings.COOKIE_SECURE,
+            httponly=True,
+            samesite=settings.COOKIE_SAMESITE,
+        )
+        return response
+
+
+def deliver_tokens(pair: TokenPair, *, cookie: bool, device_token: str | None = None) -> Response:
+    """The answer to a token request; in cookie mode it sets HttpOnly cookies instead.
+
+    A login also hands out a device token: in a cookie, and in a Bearer body for clients
+    without cookies, which send it back as ``device_token``.
+    """
+    if device_token is not None:
+        _set_device_cookie(device_token)
     if not cookie:
-        return jsonify(BearerTokensSchema().dump(pair))
+        values: dict[str, object] = asdict(pair)
+        if device_token is not None:
+            values["device_token"] = device_token
+        return jsonify(BearerTokensSchema().dump(values))
 
     @after_this_request
     def set_cookies(response: Response) -> Response:

@@ -178,7 +178,9 @@ LoginThrottled = error(
     "login_throttled",
     429,
     "Login throttled",
-    "Too many failed logins for this account; `Retry-After` says when to try again.",
+    "Too many failed logins for this account, device or address; `Retry-After` says when to"
+    " try again. A device that signed in before passes an account-wide lock; refused unknown"
+    " devices make Warden mail the owner an unlock link.",
 )
 NotReady = error(
     "not_ready", 503, "Service not ready", "A dependency check failed; `checks` says which."

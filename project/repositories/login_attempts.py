@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from flask import current_app
 from redis import Redis
@@ -20,6 +21,21 @@ logger = logging.getLogger(__name__)
 MEMORY_LIMIT = 10_000
 
 
+def backoff(failures: int, *, free: int, cap: int) -> int:
+    """Seconds to wait after ``failures`` consecutive failures: 1, 2, 4 … past ``free``, capped."""
+    if failures <= free:
+        return 0
+    return int(min(cap, 2 ** min(failures - free - 1, 32)))
+
+
+class Limit(NamedTuple):
+    """One counter an attempt is charged to: its key, its free failures and its longest lock."""
+
+    key: str
+    free: int
+    cap: int
+
+
 @dataclass
 class Attempts:
     """Consecutive failures behind one key and when its lock ends (epoch seconds)."""
@@ -29,25 +45,41 @@ class Attempts:
 
 
 class AttemptStore(Protocol):
-    """Storage of attempt counters and trust marks."""
+    """Storage of attempt counters and one-off marks."""
 
-    def get(self, key: str) -> Attempts:
-        """Return the counter for ``key``."""
+    def reserve(self, limits: Sequence[Limit], *, ttl: int) -> float:
+        """Seconds left of the longest lock; when none, count a failure on every limit at once."""
 
-    def save(self, key: str, attempts: Attempts, *, ttl: int) -> None:
-        """Store the counter for ``ttl`` seconds."""
-
-    def add_failure(self, key: str, *, ttl: int) -> int:
-        """Count one more failure atomically and return the new count."""
+    def release(self, key: str) -> None:
+        """Take back one reserved failure."""
 
     def delete(self, *keys: str) -> None:
         """Forget counters or marks."""
 
-    def mark(self, key: str, *, ttl: int) -> None:
-        """Set a flag for ``ttl`` seconds."""
+    def mark_once(self, key: str, *, ttl: int) -> bool:
+        """Set a flag for ``ttl`` seconds; False when it was already set."""
 
-    def is_marked(self, key: str) -> bool:
-        """Whether the flag is set."""
+
+# The check and the reservation are one step, so at a lock's end exactly one attempt of any
+# number of instances and workers passes and locks again before a password is hashed.
+RESERVE = """
+local now = tonumber(ARGV[1])
+local wait = 0
+for _, key in ipairs(KEYS) do
+  local left = tonumber(redis.call('HGET', key, 'until') or '0') - now
+  if left > wait then wait = left end
+end
+if wait > 0 then return tostring(wait) end
+for i, key in ipairs(KEYS) do
+  local failures = redis.call('HINCRBY', key, 'failures', 1)
+  local free, cap = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  if failures > free then
+    redis.call('HSET', key, 'until', now + math.min(cap, 2 ^ math.min(failures - free - 1, 32)))
+  end
+  redis.call('EXPIRE', key, ARGV[2])
+end
+return '0'
+"""
 
 
 class RedisAttemptStore:
@@ -56,33 +88,22 @@ class RedisAttemptStore:
     def __init__(self, client: Redis) -> None:
         self.client = client
 
-    def get(self, key: str) -> Attempts:
+    def reserve(self, limits: Sequence[Limit], *, ttl: int) -> float:
+        args: list[float | int] = [time.time(), ttl]
+        for limit in limits:
+            args += [limit.free, limit.cap]
         try:
-            failures, until = self.client.hmget(key, "failures", "until")
-        except RedisError as exc:
-            logger.warning("login throttle read failed: %s", type(exc).__name__)
-            return Attempts()
-        return Attempts(int(failures or 0), float(until or 0))
-
-    def save(self, key: str, attempts: Attempts, *, ttl: int) -> None:
-        try:
-            pipeline = self.client.pipeline()
-            pipeline.hset(key, "until", attempts.locked_until)
-            pipeline.expire(key, ttl)
-            pipeline.execute()
+            wait = self.client.register_script(RESERVE)(keys=[k for k, _, _ in limits], args=args)
         except RedisError as exc:
             logger.warning("login throttle write failed: %s", type(exc).__name__)
+            return 0.0
+        return float(wait)
 
-    def add_failure(self, key: str, *, ttl: int) -> int:
+    def release(self, key: str) -> None:
         try:
-            pipeline = self.client.pipeline()
-            pipeline.hincrby(key, "failures", 1)
-            pipeline.expire(key, ttl)
-            count, _ = pipeline.execute()
-            return int(count)
+            self.client.hincrby(key, "failures", -1)
         except RedisError as exc:
             logger.warning("login throttle write failed: %s", type(exc).__name__)
-            return 0
 
     def delete(self, *keys: str) -> None:
         try:
@@ -90,16 +111,11 @@ class RedisAttemptStore:
         except RedisError as exc:
             logger.warning("login throttle reset failed: %s", type(exc).__name__)
 
-    def mark(self, key: str, *, ttl: int) -> None:
+    def mark_once(self, key: str, *, ttl: int) -> bool:
         try:
-            self.client.set(key, "1", ex=ttl)
+            return bool(self.client.set(key, "1", ex=ttl, nx=True))
         except RedisError as exc:
-            logger.warning("login trust write failed: %s", type(exc).__name__)
-
-    def is_marked(self, key: str) -> bool:
-        try:
-            return bool(self.client.exists(key))
-        except RedisError:
+            logger.warning("login throttle mark failed: %s", type(exc).__name__)
             return False
 
 
@@ -111,32 +127,34 @@ class MemoryAttemptStore:
         self._entries: dict[str, tuple[Attempts, float]] = {}
         self._marks: dict[str, float] = {}
 
-    def _live(self, key: str) -> Attempts:
+    def _live(self, key: str, now: float) -> Attempts:
         attempts, expires = self._entries.get(key, (Attempts(), 0.0))
-        return attempts if expires > time.time() else Attempts()
+        return attempts if expires > now else Attempts()
 
-    def get(self, key: str) -> Attempts:
+    def reserve(self, limits: Sequence[Limit], *, ttl: int) -> float:
         with self._lock:
-            live = self._live(key)
-            return Attempts(live.failures, live.locked_until)
-
-    def save(self, key: str, attempts: Attempts, *, ttl: int) -> None:
-        with self._lock:
-            live = self._live(key)
-            live.locked_until = attempts.locked_until
-            self._entries[key] = (live, time.time() + ttl)
-
-    def add_failure(self, key: str, *, ttl: int) -> int:
-        with self._lock:
+            now = time.time()
             if len(self._entries) > MEMORY_LIMIT:
-                self._forget_expired()
-            live = self._live(key)
-            live.failures += 1
-            self._entries[key] = (live, time.time() + ttl)
-            return live.failures
+                self._forget_expired(now)
+            counters = [self._live(limit.key, now) for limit in limits]
+            wait = max((c.locked_until - now for c in counters), default=0.0)
+            if wait > 0:
+                return wait
+            for limit, counter in zip(limits, counters, strict=True):
+                counter.failures += 1
+                delay = backoff(counter.failures, free=limit.free, cap=limit.cap)
+                if delay:
+                    counter.locked_until = now + delay
+                self._entries[limit.key] = (counter, now + ttl)
+            return 0.0
 
-    def _forget_expired(self) -> None:
-        now = time.time()
+    def release(self, key: str) -> None:
+        with self._lock:
+            counter = self._entries.get(key)
+            if counter is not None:
+                counter[0].failures = max(0, counter[0].failures - 1)
+
+    def _forget_expired(self, now: float) -> None:
         self._entries = {key: entry for key, entry in self._entries.items() if entry[1] > now}
         self._marks = {key: until for key, until in self._marks.items() if until > now}
 
@@ -146,13 +164,13 @@ class MemoryAttemptStore:
                 self._entries.pop(key, None)
                 self._marks.pop(key, None)
 
-    def mark(self, key: str, *, ttl: int) -> None:
+    def mark_once(self, key: str, *, ttl: int) -> bool:
         with self._lock:
-            self._marks[key] = time.time() + ttl
-
-    def is_marked(self, key: str) -> bool:
-        with self._lock:
-            return self._marks.get(key, 0.0) > time.time()
+            now = time.time()
+            if self._marks.get(key, 0.0) > now:
+                return False
+            self._marks[key] = now + ttl
+            return True
 
 
 def attempt_store() -> AttemptStore:

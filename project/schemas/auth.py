@@ -33,6 +33,16 @@ class LoginSchema(Schema):
 
     email = TrimmedEmail(required=True, validate=validate.Length(max=MAX_EMAIL_LENGTH))
     password = fields.String(required=True, load_only=True, validate=validate.Length(max=128))
+    device_token = fields.String(
+        load_only=True,
+        validate=validate.Length(max=256),
+        metadata={"description": "From an earlier login, for clients without the device cookie"},
+    )
+    unlock_token = fields.String(
+        load_only=True,
+        validate=validate.Length(max=256),
+        metadata={"description": "From a mailed unlock link: passes an account-wide lock"},
+    )
 
 
 class LoginQuerySchema(Schema):
@@ -58,6 +68,12 @@ class BearerTokensSchema(Schema):
     token_type = fields.String(required=True, metadata={"enum": ["Bearer"]})
     expires_in = fields.Integer(
         required=True, metadata={"description": "Access token lifetime in seconds"}
+    )
+    device_token = fields.String(
+        metadata={
+            "description": "Login only: send back as `device_token` on later logins from this"
+            " client, so others' failures do not lock it out"
+        }
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import NoReturn
 
 from sqlalchemy.exc import IntegrityError
 
@@ -81,19 +83,34 @@ def register(*, email: str, password: str, full_name: str | None = None) -> User
     return user
 
 
-def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
-    """Check credentials and open a session; return its first token pair."""
+@dataclass(frozen=True)
+class SignIn:
+    """A login's token pair and the device token that trusts this device for the account."""
+
+    tokens: TokenPair
+    device_token: str
+
+
+def login(
+    *,
+    email: str,
+    password: str,
+    client: ClientInfo,
+    device_token: str | None = None,
+    unlock_token: str | None = None,
+) -> SignIn:
+    """Check credentials and open a session; return its first token pair and a device token."""
     normalized = emails.key_of(email)
-    guard = LoginGuard.for_attempt(email_normalized=normalized, ip=client.ip)
-    retry_after = guard.retry_after()
+    guard = LoginGuard.for_attempt(
+        email_normalized=normalized,
+        ip=client.ip,
+        device_token=device_token,
+        unlock_token=unlock_token,
+    )
+    # Checked and counted in one atomic step before any hashing: one guess per lock window.
+    retry_after = guard.reserve()
     if retry_after:
-        audit.record_now(AuditEventType.LOGIN_THROTTLED, user_id=_user_id_of(normalized))
-        metrics.LOGIN_THROTTLED.inc()
-        raise errors.LoginThrottled(
-            "Too many failed logins; try again later.",
-            headers={"Retry-After": str(retry_after)},
-            retry_after=retry_after,
-        )
+        _refuse_throttled(guard, normalized, retry_after)
     users = UserRepository()
     user = users.get_by_email(normalized)
     verified = False
@@ -107,7 +124,6 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
         user = users.lock(user.id)
         verified = user is not None and user.password_hash == checked_hash
     if user is None or not verified:
-        guard.record_failure()
         metrics.LOGINS.labels("failed").inc()
         audit.record_now(
             AuditEventType.LOGIN_FAILED,
@@ -115,7 +131,7 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
             details={"reason": "unknown_email" if user is None else "wrong_password"},
         )
         raise errors.InvalidCredentials("The email or password is incorrect.")
-    guard.record_success()
+    device = guard.record_success()
     if not user.is_active:
         audit.record_now(
             AuditEventType.LOGIN_FAILED, user_id=user.id, details={"reason": "deactivated"}
@@ -133,12 +149,25 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
     db.session.commit()
     metrics.LOGINS.labels("succeeded").inc()
     metrics.TOKENS_ISSUED.labels("login").inc()
-    return tokens
+    return SignIn(tokens, device)
 
 
-def _user_id_of(email_normalized: str) -> uuid.UUID | None:
+def _refuse_throttled(guard: LoginGuard, email_normalized: str, retry_after: int) -> NoReturn:
+    """Answer 429; an unknown device's refusal mails the owner a way in that needs the mailbox.
+
+    The password is not checked while locked, so the answer and the mail are the same for a
+    right and a wrong one, and a lock costs no hashing.
+    """
     user = UserRepository().get_by_email(email_normalized)
-    return user.id if user else None
+    audit.record_now(AuditEventType.LOGIN_THROTTLED, user_id=user.id if user else None)
+    metrics.LOGIN_THROTTLED.inc()
+    if user is not None and user.is_active and guard.should_mail_unlock():
+        notifications.login_unlock(to=user.email, token=guard.unlock_token())
+    raise errors.LoginThrottled(
+        "Too many failed logins; try again later.",
+        headers={"Retry-After": str(retry_after)},
+        retry_after=retry_after,
+    )
 
 
 def _open_session(user: User, client: ClientInfo) -> TokenPair:

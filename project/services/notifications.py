@@ -50,6 +50,17 @@ def password_reset(*, to: str, token: str) -> None:
     )
 
 
+def login_unlock(*, to: str, token: str) -> None:
+    """Offer the owner a way past a login lock caused by unknown devices."""
+    _send(
+        "login_unlock",
+        to=to,
+        subject="Sign-in attempts on your account",
+        link=_link("unlock-login", token),
+        lifetime=lifetime(current_settings().LOGIN_UNLOCK_TTL),
+    )
+
+
 def password_changed(*, to: str) -> None:
     """Tell the owner that the password changed."""
     _send("password_changed", to=to, subject="Your password was changed")

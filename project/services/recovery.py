@@ -13,6 +13,7 @@ from project.repositories import UserRepository
 from project.services import audit, notifications, one_time_tokens
 from project.services.auth import check_password_policy
 from project.services.sessions import end_sessions, publish_revocations
+from project.services.throttle import forget_failures
 
 
 def request_reset(*, email: str) -> None:
@@ -57,4 +58,6 @@ def reset_password(*, token: str, new_password: str) -> None:
     audit.record(AuditEventType.PASSWORD_RESET, user_id=user.id, actor_id=user.id)
     db.session.commit()
     publish_revocations(revoked, cause="password_reset")
+    # Guesses at the old password no longer matter, and the owner proved the mailbox.
+    forget_failures(user.email_normalized)
     notifications.password_changed(to=user.email)

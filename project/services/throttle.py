@@ -1,82 +1,151 @@
-"""Brute-force defence for login: exponential backoff per (account, IP) and per account."""
+"""Brute-force defence for login, after OWASP's device cookies.
+
+A device (browser or client) that signed in before holds a signed device token bound to the
+account; its failures lock only that device. Every other attempt is charged to its (account,
+IP) pair and to the account's untrusted pool, whose lock a third party can cause but never
+lifts: only a device token, a mailed unlock token or a password reset gets past it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import math
-import time
+import secrets
 from dataclasses import dataclass
+from enum import Enum
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from project.core.settings import current_settings
-from project.repositories.login_attempts import Attempts, AttemptStore, attempt_store
+from project.repositories.login_attempts import AttemptStore, Limit, attempt_store, backoff
+
+__all__ = ["LoginGuard", "Standing", "backoff", "forget_failures"]
 
 # Failure counters are forgotten after a day without failures.
 WINDOW = 24 * 3600
-# An address that logged in successfully is trusted for the account for 30 days.
-TRUST_TTL = 30 * 24 * 3600
+DEVICE_SALT = "warden.login.device"
+UNLOCK_SALT = "warden.login.unlock"
 
 
-def backoff(failures: int, *, free: int, cap: int) -> int:
-    """Seconds to wait after ``failures`` consecutive failures: 1, 2, 4 … past ``free``, capped."""
-    if failures <= free:
-        return 0
-    return int(min(cap, 2 ** min(failures - free - 1, 32)))
+class Standing(Enum):
+    """How far an attempt is trusted before its password is checked."""
+
+    UNTRUSTED = "untrusted"
+    UNLOCKED = "unlocked"  # holds a mailed unlock token for the account
+    DEVICE = "device"  # holds a device token for the account
+
+
+def _account_key(email_normalized: str) -> str:
+    return "warden:login:acct:" + hashlib.sha256(email_normalized.encode()).hexdigest()
+
+
+def _serializer(salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_settings().SECRET_KEY, salt=salt)
+
+
+def _issue(salt: str, account: str) -> str:
+    return _serializer(salt).dumps({"a": account, "n": secrets.token_urlsafe(12)})
+
+
+def _nonce(token: str | None, salt: str, account: str, max_age: int) -> str | None:
+    """The nonce of a valid token of this account, else None (forged, expired or another's)."""
+    if not token:
+        return None
+    try:
+        claims = _serializer(salt).loads(token, max_age=max_age)
+    except BadSignature:
+        return None
+    if not isinstance(claims, dict) or claims.get("a") != account:
+        return None
+    nonce = claims.get("n")
+    return nonce if isinstance(nonce, str) else None
+
+
+def forget_failures(email_normalized: str) -> None:
+    """Lift the account's untrusted lock (its password was just reset)."""
+    account = _account_key(email_normalized)
+    attempt_store().delete(account, f"{account}:unlock-mailed")
 
 
 @dataclass(frozen=True)
 class LoginGuard:
     """Counters for one login attempt; unknown emails are counted exactly like known ones."""
 
-    email_normalized: str
+    account: str
     ip: str | None
+    device: str | None
+    standing: Standing
     store: AttemptStore
 
     @classmethod
-    def for_attempt(cls, *, email_normalized: str, ip: str | None) -> LoginGuard:
-        """Build the guard for an attempt on the current app's store."""
-        return cls(email_normalized=email_normalized, ip=ip, store=attempt_store())
+    def for_attempt(
+        cls,
+        *,
+        email_normalized: str,
+        ip: str | None,
+        device_token: str | None = None,
+        unlock_token: str | None = None,
+    ) -> LoginGuard:
+        """Build the guard for an attempt, trusting only tokens Warden signed for this account."""
+        settings = current_settings()
+        account = _account_key(email_normalized)
+        device = _nonce(device_token, DEVICE_SALT, account, settings.LOGIN_DEVICE_TTL)
+        if device is not None:
+            standing = Standing.DEVICE
+        elif _nonce(unlock_token, UNLOCK_SALT, account, settings.LOGIN_UNLOCK_TTL):
+            standing = Standing.UNLOCKED
+        else:
+            standing = Standing.UNTRUSTED
+        return cls(account, ip, device, standing, attempt_store())
 
     @property
-    def _account(self) -> str:
-        return "warden:login:acct:" + hashlib.sha256(self.email_normalized.encode()).hexdigest()
+    def _pool(self) -> str:
+        return self.account
 
     @property
-    def _pair(self) -> str:
-        return f"{self._account}:ip:{self.ip or '-'}"
+    def _own(self) -> str:
+        """The counter of this attempt's source: its device, else its (account, IP) pair."""
+        if self.device is not None:
+            return f"{self.account}:dev:{self.device}"
+        return f"{self.account}:ip:{self.ip or '-'}"
 
-    @property
-    def _trust(self) -> str:
-        return f"{self._pair}:trusted"
+    def _limits(self) -> list[Limit]:
+        settings = current_settings()
+        limits = [
+            Limit(self._own, settings.LOGIN_FREE_FAILURES_PER_IP, settings.LOGIN_BACKOFF_CAP_IP)
+        ]
+        if self.standing is Standing.UNTRUSTED:
+            limits.append(
+                Limit(
+                    self._pool,
+                    settings.LOGIN_FREE_FAILURES_PER_ACCOUNT,
+                    settings.LOGIN_BACKOFF_CAP_ACCOUNT,
+                )
+            )
+        return limits
 
-    def retry_after(self) -> int:
-        """Seconds until another attempt is allowed, 0 when it is allowed now."""
-        locks = [self.store.get(self._pair).locked_until]
-        # The owner's usual address skips the account-wide lock, so a third party spraying
-        # the account from elsewhere cannot lock the owner out.
-        if not self.store.is_marked(self._trust):
-            locks.append(self.store.get(self._account).locked_until)
-        remaining = max(locks) - time.time()
+    def reserve(self) -> int:
+        """Seconds until an attempt is allowed; 0 means this one is allowed and counted."""
+        remaining = self.store.reserve(self._limits(), ttl=WINDOW)
         return math.ceil(remaining) if remaining > 0 else 0
 
-    def record_failure(self) -> None:
-        """Count a failure against the pair and the account, locking when past the free tries."""
-        settings = current_settings()
-        limits = (
-            (self._pair, settings.LOGIN_FREE_FAILURES_PER_IP, settings.LOGIN_BACKOFF_CAP_IP),
-            (
-                self._account,
-                settings.LOGIN_FREE_FAILURES_PER_ACCOUNT,
-                settings.LOGIN_BACKOFF_CAP_ACCOUNT,
-            ),
+    def should_mail_unlock(self) -> bool:
+        """Whether a refused untrusted attempt mails the owner a link (one per unlock lifetime)."""
+        return self.standing is Standing.UNTRUSTED and self.store.mark_once(
+            f"{self.account}:unlock-mailed", ttl=current_settings().LOGIN_UNLOCK_TTL
         )
-        now = time.time()
-        for key, free, cap in limits:
-            failures = self.store.add_failure(key, ttl=WINDOW)
-            delay = backoff(failures, free=free, cap=cap)
-            if delay:
-                self.store.save(key, Attempts(failures, now + delay), ttl=WINDOW)
 
-    def record_success(self) -> None:
-        """Reset the counters and trust this address for the account."""
-        self.store.delete(self._pair, self._account)
-        self.store.mark(self._trust, ttl=TRUST_TTL)
+    def unlock_token(self) -> str:
+        """A token that lets the account's owner past the untrusted lock, for the mail."""
+        return _issue(UNLOCK_SALT, self.account)
+
+    def record_success(self) -> str:
+        """Clear this source's own counter and return a device token for the account.
+
+        The untrusted pool is only given back the failure this attempt reserved: a success
+        never resets it, so it hands a third party no fresh failures.
+        """
+        self.store.delete(self._own)
+        if self.standing is Standing.UNTRUSTED:
+            self.store.release(self._pool)
+        return _issue(DEVICE_SALT, self.account)

@@ -18,6 +18,7 @@ from project.api.auth import (
     current_token_id,
     current_user_id,
     deliver_tokens,
+    device_cookie,
     read_csrf_cookies,
     refresh_token_required,
 )
@@ -100,12 +101,25 @@ def register(data: dict[str, Any]) -> User | Response:
 def login(data: dict[str, Any], query: dict[str, Any]) -> Response:
     """Log in with email and password; returns tokens, or sets cookies with ?mode=cookie.
 
-    Checks the password and opens a session. Repeated failures for an account or an (account,
-    address) pair are answered with 429 `login_throttled` and a Retry-After; unknown emails are
-    answered exactly like wrong passwords.
+    Checks the password and opens a session. Repeated failures lock the device (one that holds
+    a device token from an earlier login) or the (account, address) pair, and failures from
+    unknown devices lock the account for all of them: 429 `login_throttled` with a
+    Retry-After. A device token passes that account-wide lock; an unknown device refused by
+    it makes Warden mail the owner an unlock link, whose token is sent as `unlock_token`.
+    Unknown emails are answered exactly like wrong passwords.
     """
-    pair = auth.login(email=data["email"], password=data["password"], client=client_info())
-    return deliver_tokens(pair, cookie=query["mode"] is TokenDelivery.COOKIE)
+    signed_in = auth.login(
+        email=data["email"],
+        password=data["password"],
+        client=client_info(),
+        device_token=data.get("device_token") or device_cookie(),
+        unlock_token=data.get("unlock_token"),
+    )
+    return deliver_tokens(
+        signed_in.tokens,
+        cookie=query["mode"] is TokenDelivery.COOKIE,
+        device_token=signed_in.device_token,
+    )
 
 
 @blp.route("/refresh", methods=["POST"])
