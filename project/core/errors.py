@@ -180,6 +180,12 @@ LoginThrottled = error(
     "Login throttled",
     "Too many failed logins for this account; `Retry-After` says when to try again.",
 )
+HashingBusy = error(
+    "hashing_busy",
+    503,
+    "Busy checking passwords",
+    "Every password-hashing slot is in use; `Retry-After` says when to try again.",
+)
 NotReady = error(
     "not_ready", 503, "Service not ready", "A dependency check failed; `checks` says which."
 )

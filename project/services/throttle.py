@@ -7,6 +7,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from project.core.networks import address_key
 from project.core.settings import current_settings
 from project.repositories.login_attempts import Attempts, AttemptStore, attempt_store
 
@@ -42,7 +43,7 @@ class LoginGuard:
 
     @property
     def _pair(self) -> str:
-        return f"{self._account}:ip:{self.ip or '-'}"
+        return f"{self._account}:ip:{address_key(self.ip)}"
 
     @property
     def _trust(self) -> str:
