@@ -7,11 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, is_postgres
 from tests.flood import flood
 from tests.live import Deployment, call, flush_redis, production_env
 
-pytestmark = pytest.mark.live
+# Threads and the hashing budget are the PostgreSQL defaults; SQLite runs one sync worker.
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.postgres,
+    pytest.mark.skipif(not is_postgres(), reason="needs TEST_DATABASE_URL on PostgreSQL"),
+]
 OUT_OF_REACH = "100000 per minute"
 
 
