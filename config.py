@@ -327,6 +327,11 @@ def _web_concurrency(values: Mapping[str, Any]) -> int:
     return 1 if str(values["DATABASE_URL"]).startswith("sqlite") else 2
 
 
+def _web_threads(values: Mapping[str, Any]) -> int:
+    # Threads in one process race like processes do: the embedded default keeps one.
+    return 1 if str(values["DATABASE_URL"]).startswith("sqlite") else 4
+
+
 def _forwarded_allow_ips(values: Mapping[str, Any]) -> str:
     # Trust X-Forwarded-Proto only when the app trusts proxies for X-Forwarded-For too.
     return "*" if values["TRUSTED_PROXIES"] else "127.0.0.1"
@@ -437,6 +442,10 @@ class Settings:
         ABUSE, "bcrypt cost; other costs are upgraded on login", Integer, 12, testing=4,
         minimum=4, maximum=31,
     )  # fmt: skip
+    HASHING_SLOTS: int = setting(
+        ABUSE, "requests that hash a password at once per worker; more get 503 hashing_busy",
+        Integer, 1, minimum=1, maximum=64,
+    )  # fmt: skip
     PASSWORD_CHECK_BREACHED: bool = setting(
         ABUSE, "refuse the 100,000 most common breached passwords", Flag, True
     )
@@ -469,6 +478,10 @@ class Settings:
     RATELIMIT_EMAIL: str = setting(
         ABUSE, "routes that send verification or reset mail", RateLimit,
         "5 per minute;20 per hour", testing=TESTING_LIMIT,
+    )  # fmt: skip
+    RATELIMIT_IPV6_PREFIX: int = setting(
+        ABUSE, "IPv6 clients are counted per network of this prefix length (one site's /64)",
+        Integer, 64, minimum=32, maximum=128,
     )  # fmt: skip
     LOGIN_FREE_FAILURES_PER_IP: int = setting(
         ABUSE, "failed logins per (account, IP) before the backoff", Integer, 5, minimum=1
@@ -550,6 +563,10 @@ class Settings:
     WEB_CONCURRENCY: int = setting(
         SERVER, "gunicorn worker processes", Integer, _web_concurrency, minimum=1,
         shown="`2`; `1` on SQLite",
+    )  # fmt: skip
+    WEB_THREADS: int = setting(
+        SERVER, "threads per gunicorn worker (gthread); 1 runs sync workers", Integer,
+        _web_threads, minimum=1, maximum=64, shown="`4`; `1` on SQLite",
     )  # fmt: skip
     FORWARDED_ALLOW_IPS: str = setting(
         SERVER, "peers whose X-Forwarded-Proto gunicorn trusts", Text, _forwarded_allow_ips,

@@ -26,14 +26,19 @@ bind = f"{settings.HOST}:{settings.PORT}"
 # instance on the same machine would take it over, and stopping either would remove it.
 control_socket = str(Path(tempfile.gettempdir()) / f"warden-gunicorn-{settings.PORT}.ctl")
 workers = settings.WEB_CONCURRENCY
-worker_class = "sync"
+# Threads keep cheap requests (probes, token reads) answered while other threads hash a
+# password: bcrypt releases the GIL. HASHING_SLOTS bounds how many hash at once.
+threads = settings.WEB_THREADS
+worker_class = "gthread" if threads > 1 else "sync"
 timeout = 30
 # Heroku sends SIGKILL 30 s after SIGTERM; in-flight requests get 25 s to finish.
 graceful_timeout = 25
 keepalive = 5
 accesslog = "-" if ACCESS_LOG else None
-# No Referer: a page on the API's origin could carry a mailed link's token in it.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+# The path without its query string (%(U)s, not %(r)s): a query can carry a token
+# (?access_token=, /metrics?token=). No Referer: a page on the API's origin could carry a
+# mailed link's token in it.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 errorlog = "-"
 forwarded_allow_ips = settings.FORWARDED_ALLOW_IPS
 

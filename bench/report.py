@@ -120,7 +120,7 @@ def table(document: dict[str, Any]) -> str:
         f"Warden benchmark: {settings['rounds']} rounds, wrk -t{settings['wrk_threads']} "
         f"-c{settings['wrk_connections']}, {settings['duration_s']:g} s per run "
         f"({settings['bcrypt_endpoint_duration_s']:g} s for bcrypt endpoints), "
-        f"{settings['web_concurrency']} sync workers, BCRYPT_ROUNDS={settings['bcrypt_rounds']}"
+        f"{settings['web_concurrency']} workers, BCRYPT_ROUNDS={settings['bcrypt_rounds']}"
     )
     machine = document["machine"]
     lines.append(f"machine: {machine['nproc']} x {machine['cpu_model']}, {machine['wrk']}")

@@ -241,6 +241,8 @@ def bench_env(
         **dict.fromkeys(RATELIMIT_SETTINGS, HIGH_LIMIT),
         LOGIN_FREE_FAILURES_PER_IP="100000000",
         LOGIN_FREE_FAILURES_PER_ACCOUNT="100000000",
+        # The hashing budget is a limit too: every connection's login is hashed, not refused.
+        HASHING_SLOTS="64",
         **(extra or {}),
     )
     # A deploy that sets none of these: the harness controls the whole environment.

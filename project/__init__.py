@@ -19,6 +19,7 @@ from project.api.openapi import register_api
 from project.core.db_liveness import install_liveness_check
 from project.core.keys import KeySet
 from project.core.logging import configure_logging as configure_log_output
+from project.core.security import HASHING_KEY, HashingSlots
 from project.core.settings import SETTINGS_KEY, current_settings
 from project.extensions import api, cors, db, jwt, limiter, migrate, redis_client
 from project.repositories.user_cache import install_invalidation
@@ -80,6 +81,7 @@ def register_extensions(app: Flask) -> None:
     if current_settings(app).JWT_SIGNING_KEYS:
         app.extensions["warden.keys"] = KeySet(list(current_settings(app).JWT_SIGNING_KEYS))
     register_jwt_callbacks(jwt)
+    app.extensions[HASHING_KEY] = HashingSlots(current_settings(app).HASHING_SLOTS)
     limiter.init_app(app)
     cors.init_app(
         app,

@@ -3,7 +3,6 @@
 from flask import request
 from flask_cors import CORS
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -11,6 +10,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from project.compat import CachingJWTManager
+from project.core.networks import address_key
 from project.core.redis_client import RedisClient
 from project.core.settings import current_settings
 
@@ -38,9 +38,16 @@ jwt = CachingJWTManager()
 cors = CORS()
 api = Api()
 redis_client = RedisClient()
+
+
+def client_key() -> str:
+    """The key Flask-Limiter counts a request under: its address's network (core/networks)."""
+    return address_key(request.remote_addr)
+
+
 # Limits are callables reading the app's config, so each app applies its own values.
 limiter = Limiter(
-    key_func=get_remote_address,
+    key_func=client_key,
     default_limits=[lambda: current_settings().RATELIMIT_DEFAULT],
     # CORS preflights carry no credentials and do no work: they never count.
     default_limits_exempt_when=lambda: request.method == "OPTIONS",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, request
 
+from project.core.security import HASHING_KEY, HashingSlots
 from project.core.settings import current_settings
 from project.core.verified_tokens import CACHE_KEY, VerifiedTokenCache
 from project.extensions import limiter
@@ -24,22 +26,38 @@ def _configured(name: str) -> Callable[[], str]:
     return lambda: str(getattr(current_settings(), name))
 
 
-def limit(setting: str) -> Callable[[Any], Any]:
-    """Limit a view per client IP by the limit string in config ``setting``."""
+def limit(setting: str, *, hashes_passwords: bool = False) -> Callable[[Any], Any]:
+    """Limit a view per client IP by the limit string in config ``setting``.
+
+    A view that ``hashes_passwords`` also holds one of the worker's hashing slots while
+    it runs, taken after the limit is checked.
+    """
     decorate = limiter.limit(_configured(setting))
 
     def apply(view: Any) -> Any:
-        limited = decorate(view)
+        limited = decorate(holding_hashing_slot(view) if hashes_passwords else view)
         setattr(limited, IP_LIMITED, True)
         return limited
 
     return apply
 
 
-login_limit = limit("RATELIMIT_LOGIN")
-register_limit = limit("RATELIMIT_REGISTER")
+def holding_hashing_slot(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``view`` in a hashing slot, or answer 503 hashing_busy at once when none is free."""
+
+    @functools.wraps(view)
+    def hashing(*args: Any, **kwargs: Any) -> Any:
+        slots: HashingSlots = current_app.extensions[HASHING_KEY]
+        with slots.slot():
+            return view(*args, **kwargs)
+
+    return hashing
+
+
+login_limit = limit("RATELIMIT_LOGIN", hashes_passwords=True)
+register_limit = limit("RATELIMIT_REGISTER", hashes_passwords=True)
 refresh_limit = limit("RATELIMIT_REFRESH")
-password_limit = limit("RATELIMIT_PASSWORD")
+password_limit = limit("RATELIMIT_PASSWORD", hashes_passwords=True)
 email_limit = limit("RATELIMIT_EMAIL")
 
 

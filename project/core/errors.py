@@ -182,6 +182,12 @@ LoginThrottled = error(
     " try again. A device that signed in before passes an account-wide lock; refused unknown"
     " devices make Warden mail the owner an unlock link.",
 )
+HashingBusy = error(
+    "hashing_busy",
+    503,
+    "Busy checking passwords",
+    "Every password-hashing slot is in use; `Retry-After` says when to try again.",
+)
 NotReady = error(
     "not_ready", 503, "Service not ready", "A dependency check failed; `checks` says which."
 )

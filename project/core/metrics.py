@@ -36,6 +36,9 @@ REFRESH_REUSE = Counter(
 )
 TOKENS_ISSUED = Counter("warden_tokens_issued_total", "Token pairs issued, by cause.", ["cause"])
 REVOCATIONS = Counter("warden_session_revocations_total", "Sessions revoked, by cause.", ["cause"])
+HASHING_BUSY = Counter(
+    "warden_hashing_busy_total", "Requests refused because every hashing slot was in use."
+)
 RATE_LIMITED = Counter("warden_rate_limit_hits_total", "Requests refused by a rate limit.")
 MAILS = Counter("warden_mails_total", "Mails by outcome: queued, sent or failed.", ["outcome"])
 USER_CACHE = Counter("warden_user_cache_total", "User cache lookups by result.", ["result"])

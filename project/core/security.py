@@ -1,13 +1,23 @@
-"""Password hashing with bcrypt."""
+"""Password hashing with bcrypt, and how many hashes one process runs at once."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import bcrypt
+
+from project.core import errors, metrics
+
+# A slot frees within one hash's time (a fraction of a second).
+RETRY_AFTER = "1"
+# Where an app keeps its process's HashingSlots.
+HASHING_KEY = "warden.hashing_slots"
 
 
 def normalized(password: str) -> str:
@@ -64,3 +74,28 @@ def burn_verify(password: str, *, rounds: int) -> None:
     Answering faster for unknown emails would let an attacker enumerate accounts by timing.
     """
     verify_password(password, _dummy_hash(rounds))
+
+
+class HashingSlots:
+    """At most ``size`` requests of this process hash passwords at once; none waits for one.
+
+    bcrypt is slow by design: requests queued behind it would hold every worker thread,
+    and probes and token reads would wait behind a flood of logins.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free = threading.BoundedSemaphore(size)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold a slot while the block runs; raise HashingBusy at once when none is free."""
+        if not self._free.acquire(blocking=False):
+            metrics.HASHING_BUSY.inc()
+            raise errors.HashingBusy(
+                "The service is busy checking passwords; try again shortly.",
+                headers={"Retry-After": RETRY_AFTER},
+            )
+        try:
+            yield
+        finally:
+            self._free.release()

@@ -16,6 +16,7 @@ from enum import Enum
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from project.core.networks import address_key
 from project.core.settings import current_settings
 from project.repositories.login_attempts import AttemptStore, Limit, attempt_store, backoff
 
@@ -107,7 +108,7 @@ class LoginGuard:
         """The counter of this attempt's source: its device, else its (account, IP) pair."""
         if self.device is not None:
             return f"{self.account}:dev:{self.device}"
-        return f"{self.account}:ip:{self.ip or '-'}"
+        return f"{self.account}:ip:{address_key(self.ip)}"
 
     def _limits(self) -> list[Limit]:
         settings = current_settings()
