@@ -470,6 +470,10 @@ class Settings:
         ABUSE, "routes that send verification or reset mail", RateLimit,
         "5 per minute;20 per hour", testing=TESTING_LIMIT,
     )  # fmt: skip
+    MAIL_BUDGET: str = setting(
+        ABUSE, "reset, verification or email-change mails per address and kind; no more are sent",
+        RateLimit, "3 per hour", testing=TESTING_LIMIT,
+    )  # fmt: skip
     LOGIN_FREE_FAILURES_PER_IP: int = setting(
         ABUSE, "failed logins per (account, IP) before the backoff", Integer, 5, minimum=1
     )
@@ -508,6 +512,10 @@ class Settings:
     REGISTRATION_ENUMERATION_SAFE: bool = setting(
         MAIL, "registration answers 202 alike for new and taken addresses", Flag, False
     )
+    LINKS_KEPT: int = setting(
+        MAIL, "reset or verification links per account and kind valid at once", Integer, 3,
+        minimum=1, maximum=20,
+    )  # fmt: skip
     VERIFY_TOKEN_TTL: int = setting(
         MAIL, "email verification link lifetime, seconds", Integer, 86_400,
         minimum=60, maximum=MAX_SECONDS,
