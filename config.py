@@ -483,6 +483,10 @@ class Settings:
         ABUSE, "IPv6 clients are counted per network of this prefix length (one site's /64)",
         Integer, 64, minimum=32, maximum=128,
     )  # fmt: skip
+    MAIL_BUDGET: str = setting(
+        ABUSE, "reset, verification or email-change mails per address and kind; no more are sent",
+        RateLimit, "3 per hour", testing=TESTING_LIMIT,
+    )  # fmt: skip
     LOGIN_FREE_FAILURES_PER_IP: int = setting(
         ABUSE, "failed logins per (account, IP) before the backoff", Integer, 5, minimum=1
     )
@@ -533,6 +537,10 @@ class Settings:
     REGISTRATION_ENUMERATION_SAFE: bool = setting(
         MAIL, "registration answers 202 alike for new and taken addresses", Flag, False
     )
+    LINKS_KEPT: int = setting(
+        MAIL, "reset or verification links per account and kind valid at once", Integer, 3,
+        minimum=1, maximum=20,
+    )  # fmt: skip
     VERIFY_TOKEN_TTL: int = setting(
         MAIL, "email verification link lifetime, seconds", Integer, 86_400,
         minimum=60, maximum=MAX_SECONDS,

@@ -31,6 +31,7 @@ class AuditEventType(enum.StrEnum):
     EMAIL_VERIFIED = "email.verified"
     EMAIL_CHANGE_REQUESTED = "email.change_requested"
     EMAIL_CHANGED = "email.changed"
+    MAIL_SUPPRESSED = "mail.suppressed"
     USER_UPDATED = "user.updated"
     ROLE_CHANGED = "role.changed"
     USER_DEACTIVATED = "user.deactivated"

@@ -39,6 +39,28 @@ class OneTimeTokenRepository(BaseRepository[OneTimeToken]):
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def invalidate_all_but_newest(
+        self, user_id: uuid.UUID, purpose: TokenPurpose, *, keep: int, now: datetime
+    ) -> None:
+        """Void a user's live tokens of ``purpose`` except the ``keep`` newest."""
+        older = (
+            select(OneTimeToken.id)
+            .where(
+                OneTimeToken.user_id == user_id,
+                OneTimeToken.purpose == purpose,
+                OneTimeToken.used_at.is_(None),
+                OneTimeToken.expires_at > now,
+            )
+            .order_by(OneTimeToken.created_at.desc(), OneTimeToken.id.desc())
+            .offset(keep)
+        )
+        self.session.execute(
+            update(OneTimeToken)
+            .where(OneTimeToken.id.in_(older))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
     def invalidate_for_user(
         self, user_id: uuid.UUID, *, now: datetime, purposes: tuple[TokenPurpose, ...] | None = None
     ) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from project.core import errors
+from project.core.settings import current_settings
 from project.models import OneTimeToken, TokenPurpose
 from project.models.types import utcnow
 from project.repositories.one_time_tokens import OneTimeTokenRepository
@@ -21,10 +22,17 @@ def _digest(raw: str) -> str:
 def issue(
     user_id: uuid.UUID, purpose: TokenPurpose, *, ttl: int, data: dict[str, Any] | None = None
 ) -> str:
-    """Create a token (no commit) and return the raw value to mail; earlier ones are voided."""
+    """Create a token (no commit) and return the raw value to mail.
+
+    Earlier links of a reset or verification stay valid up to LINKS_KEPT, so a stranger
+    who asks for a new link cannot void the one its owner holds. An email change keeps
+    only the newest: only the account holder asks for one, and a new one names a new
+    address.
+    """
     repository = OneTimeTokenRepository()
     now = utcnow()
-    repository.invalidate_for_user(user_id, now=now, purposes=(purpose,))
+    keep = 0 if purpose is TokenPurpose.CHANGE_EMAIL else current_settings().LINKS_KEPT - 1
+    repository.invalidate_all_but_newest(user_id, purpose, keep=keep, now=now)
     raw = secrets.token_urlsafe(32)
     repository.add(
         OneTimeToken(
@@ -53,6 +61,6 @@ def consume(token: OneTimeToken) -> None:
         raise errors.InvalidOneTimeToken("This link is invalid or has expired.")
 
 
-def void_all(user_id: uuid.UUID) -> None:
-    """Void every unused token of a user (password or email changed)."""
-    OneTimeTokenRepository().invalidate_for_user(user_id, now=utcnow())
+def void_all(user_id: uuid.UUID, *purposes: TokenPurpose) -> None:
+    """Void every unused token of a user, or of these purposes (password or email changed)."""
+    OneTimeTokenRepository().invalidate_for_user(user_id, now=utcnow(), purposes=purposes or None)

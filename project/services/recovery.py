@@ -10,7 +10,7 @@ from project.core.tasks import defer
 from project.extensions import db
 from project.models import AuditEventType, TokenPurpose
 from project.repositories import UserRepository
-from project.services import audit, notifications, one_time_tokens
+from project.services import audit, mail_budget, notifications, one_time_tokens
 from project.services.auth import check_password_policy
 from project.services.sessions import end_sessions, publish_revocations
 from project.services.throttle import forget_failures
@@ -31,9 +31,11 @@ def send_reset_link(email: str, request_context: dict[str, str | None]) -> None:
     user = UserRepository().get_by_email(emails.key_of(email))
     if user is None or not user.is_active:
         return
-    token = one_time_tokens.issue(
-        user.id, TokenPurpose.RESET_PASSWORD, ttl=current_settings().RESET_TOKEN_TTL
-    )
+    purpose = TokenPurpose.RESET_PASSWORD
+    if not mail_budget.allows(address=user.email_normalized, purpose=purpose, user_id=user.id):
+        db.session.commit()
+        return
+    token = one_time_tokens.issue(user.id, purpose, ttl=current_settings().RESET_TOKEN_TTL)
     audit.record(AuditEventType.PASSWORD_RESET_REQUESTED, user_id=user.id, actor_id=user.id)
     db.session.commit()
     notifications.password_reset(to=user.email, token=token)

@@ -12,11 +12,20 @@ from project.core.tasks import defer
 from project.extensions import db
 from project.models import AuditEventType, TokenPurpose, User
 from project.repositories import UserRepository
-from project.services import audit, notifications, one_time_tokens
+from project.services import audit, mail_budget, notifications, one_time_tokens
 
 
 def start_verification(user: User) -> str:
-    """Issue a verification token and record it (no commit); return the raw token to mail."""
+    """Issue a new account's verification token (no commit); return the raw token to mail.
+
+    Its mail is sent whatever the budget, and counts against it: with LINKS_KEPT no
+    smaller than the budget, no request within a window voids this link.
+    """
+    mail_budget.count(address=user.email_normalized, purpose=TokenPurpose.VERIFY_EMAIL)
+    return _issue_verification(user)
+
+
+def _issue_verification(user: User) -> str:
     token = one_time_tokens.issue(
         user.id, TokenPurpose.VERIFY_EMAIL, ttl=current_settings().VERIFY_TOKEN_TTL
     )
@@ -36,6 +45,7 @@ def verify(*, token: str) -> None:
         _apply_email_change(user, str(found.data["new_email"]))
     else:
         user.email_verified = True
+        one_time_tokens.void_all(user.id, TokenPurpose.VERIFY_EMAIL)
         audit.record(AuditEventType.EMAIL_VERIFIED, user_id=user.id, actor_id=user.id)
     db.session.commit()
 
@@ -76,11 +86,12 @@ class StagedEmailChange:
 
     old_email: str
     new_email: str
-    token: str
+    token: str | None  # None past the new address's mail budget
 
     def notify(self) -> None:
         """Mail the confirmation link to the new address and a notice to the old one."""
-        notifications.email_change_confirmation(to=self.new_email, token=self.token)
+        if self.token is not None:
+            notifications.email_change_confirmation(to=self.new_email, token=self.token)
         notifications.email_change_notice(to=self.old_email, new_email=self.new_email)
 
 
@@ -93,12 +104,16 @@ def stage_email_change(*, user: User, new_email: str) -> StagedEmailChange | Non
     holder = UserRepository().get_by_email(address.key)
     if holder is not None and holder.id != user.id:
         raise errors.EmailTaken("An account with this email already exists.")
-    token = one_time_tokens.issue(
-        user.id,
-        TokenPurpose.CHANGE_EMAIL,
-        ttl=current_settings().EMAIL_CHANGE_TOKEN_TTL,
-        data={"new_email": new_email},
-    )
+    purpose = TokenPurpose.CHANGE_EMAIL
+    token = None
+    # Past the budget no link is issued either: it would void the newest one mailed.
+    if mail_budget.allows(address=address.key, purpose=purpose, user_id=user.id):
+        token = one_time_tokens.issue(
+            user.id,
+            purpose,
+            ttl=current_settings().EMAIL_CHANGE_TOKEN_TTL,
+            data={"new_email": new_email},
+        )
     audit.record(AuditEventType.EMAIL_CHANGE_REQUESTED, user_id=user.id, details={"to": new_email})
     return StagedEmailChange(old_email=user.email, new_email=new_email, token=token)
 
@@ -114,6 +129,10 @@ def resend_verification(email: str, request_context: dict[str, str | None]) -> N
     user = UserRepository().get_by_email(emails.key_of(email))
     if user is None or user.email_verified or not user.is_active:
         return
-    token = start_verification(user)
+    purpose = TokenPurpose.VERIFY_EMAIL
+    if not mail_budget.allows(address=user.email_normalized, purpose=purpose, user_id=user.id):
+        db.session.commit()
+        return
+    token = _issue_verification(user)
     db.session.commit()
     notifications.verification(to=user.email, token=token)
