@@ -444,7 +444,7 @@ class Settings:
     )  # fmt: skip
     HASHING_SLOTS: int = setting(
         ABUSE, "requests that hash a password at once per worker; more get 503 hashing_busy",
-        Integer, 1, minimum=1, maximum=64,
+        Integer, 1, testing=64, minimum=1, maximum=64,
     )  # fmt: skip
     PASSWORD_CHECK_BREACHED: bool = setting(
         ABUSE, "refuse the 100,000 most common breached passwords", Flag, True

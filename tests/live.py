@@ -44,6 +44,9 @@ def production_env(database_url: str, **overrides: str) -> dict[str, str]:
         "BCRYPT_ROUNDS": "4",
         "HOST": "127.0.0.1",
         "WEB_CONCURRENCY": "2",
+        # The suite's concurrent logins test other things than the hashing budget, which
+        # tests/test_flood.py and tests/test_hashing_slots.py set for themselves.
+        "HASHING_SLOTS": "64",
     }
     if os.environ.get("TEST_REDIS_URL"):
         env["REDIS_URL"] = os.environ["TEST_REDIS_URL"]

@@ -30,6 +30,7 @@ def deployment(empty_database_url: str, tmp_path: Path) -> Iterator[Deployment]:
         RATELIMIT_REGISTER=OUT_OF_REACH,
         RATELIMIT_DEFAULT=OUT_OF_REACH,
         RATELIMIT_ACCOUNT=OUT_OF_REACH,
+        HASHING_SLOTS="1",
     )
     deploy = Deployment(env=env, folder=tmp_path)
     flush_redis(deploy.env)
