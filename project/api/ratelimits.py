@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import current_app, request
 
+from project.compat import document_operation
 from project.core.security import HASHING_KEY, HashingSlots
 from project.core.settings import current_settings
 from project.core.verified_tokens import CACHE_KEY, VerifiedTokenCache
@@ -37,6 +38,8 @@ def limit(setting: str, *, hashes_passwords: bool = False) -> Callable[[Any], An
     def apply(view: Any) -> Any:
         limited = decorate(holding_hashing_slot(view) if hashes_passwords else view)
         setattr(limited, IP_LIMITED, True)
+        if hashes_passwords:
+            document_operation(limited, responses={503: "SERVICE_UNAVAILABLE"})
         return limited
 
     return apply
