@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,3 +200,18 @@ def flush_redis(env: dict[str, str]) -> None:
     """Empty the Redis database a deployment uses (rate limits, throttles, queue)."""
     if env.get("REDIS_URL"):
         Redis.from_url(env["REDIS_URL"]).flushdb()
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], folder: Path) -> Iterator[Deployment]:
+    """A migrated deployment serving the Procfile's web line; stopped and flushed after."""
+    deploy = Deployment(env=env, folder=folder)
+    flush_redis(deploy.env)
+    deploy.release()
+    deploy.start("web")
+    deploy.wait_ready()
+    try:
+        yield deploy
+    finally:
+        deploy.stop_all()
+        flush_redis(deploy.env)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import PASSWORD, is_postgres
 from tests.flood import flood
-from tests.live import Deployment, call, flush_redis, production_env
+from tests.live import Deployment, call, production_env, serving
 
 # Threads and the hashing budget are the PostgreSQL defaults; SQLite runs one sync worker.
 pytestmark = [
@@ -32,14 +32,8 @@ def deployment(empty_database_url: str, tmp_path: Path) -> Iterator[Deployment]:
         RATELIMIT_ACCOUNT=OUT_OF_REACH,
         HASHING_SLOTS="1",
     )
-    deploy = Deployment(env=env, folder=tmp_path)
-    flush_redis(deploy.env)
-    deploy.release()
-    deploy.start("web")
-    deploy.wait_ready()
-    yield deploy
-    deploy.stop_all()
-    flush_redis(deploy.env)
+    with serving(env, tmp_path) as deploy:
+        yield deploy
 
 
 def test_a_hashing_flood_leaves_probes_and_reads_served(deployment: Deployment) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from config import RATELIMIT_SETTINGS
-from tests.live import BIN, ROOT, Deployment, flush_redis, production_env
+from tests.live import BIN, ROOT, Deployment, production_env, serving
 
 pytestmark = pytest.mark.live
 
@@ -27,14 +27,8 @@ def deployment(empty_database_url: str, tmp_path: Path) -> Iterator[Deployment]:
         ACCESS_TOKEN_TTL="2",
         **dict.fromkeys(RATELIMIT_SETTINGS, "1000000 per minute"),
     )
-    deploy = Deployment(env=env, folder=tmp_path)
-    flush_redis(deploy.env)
-    deploy.release()
-    deploy.start("web")
-    deploy.wait_ready()
-    yield deploy
-    deploy.stop_all()
-    flush_redis(deploy.env)
+    with serving(env, tmp_path) as deploy:
+        yield deploy
 
 
 def run_locust(deployment: Deployment, folder: Path, **env: str) -> dict[str, tuple[int, int]]:
