@@ -1,8 +1,10 @@
 """ORM models; importing this package registers every table on the metadata."""
 
 from project.models.audit_event import AuditEvent, AuditEventType
+from project.models.factor import RecoveryCode, TotpFactor
 from project.models.one_time_token import OneTimeToken, TokenPurpose
 from project.models.session import LogoutScope, Session
+from project.models.sign_in_challenge import SignInChallenge
 from project.models.user import Role, User
 
 __all__ = [
@@ -10,8 +12,11 @@ __all__ = [
     "AuditEventType",
     "LogoutScope",
     "OneTimeToken",
+    "RecoveryCode",
     "Role",
     "Session",
+    "SignInChallenge",
     "TokenPurpose",
+    "TotpFactor",
     "User",
 ]
