@@ -36,6 +36,11 @@ class AuditEventType(enum.StrEnum):
     ROLE_CHANGED = "role.changed"
     USER_DEACTIVATED = "user.deactivated"
     USER_DELETED = "user.deleted"
+    PASSKEY_REGISTERED = "passkey.registered"
+    PASSKEY_RENAMED = "passkey.renamed"
+    PASSKEY_REMOVED = "passkey.removed"
+    PASSKEY_FAILED = "passkey.failed"
+    PASSKEY_CLONE_SUSPECTED = "passkey.clone_suspected"
 
 
 class AuditEvent(Base):

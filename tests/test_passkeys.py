@@ -1,0 +1,395 @@
+"""Passkeys through the API, answered by the software authenticator of tests/authenticator.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import update
+
+from project.extensions import db
+from project.models import User, WebAuthnChallenge
+from project.models.types import utcnow
+from tests.authenticator import Authenticator, b64url, unb64url
+from tests.conftest import assert_problem, bearer
+
+ORIGIN = "https://app.example.com"  # FRONTEND_URL of the suite: RP id and origin derive from it
+API = "/api/v1/auth/passkeys"
+
+
+def register_passkey(
+    client: FlaskClient, headers: dict[str, str], device: Authenticator, **body: Any
+) -> Any:
+    started = client.post(f"{API}/register/options", headers=headers)
+    assert started.status_code == 200, started.json
+    answer = device.create(started.json["options"])
+    return client.post(
+        f"{API}/register/verify",
+        headers=headers,
+        json={"ceremony": started.json["ceremony"], "credential": answer, **body},
+    )
+
+
+def passkey_sign_in(client: FlaskClient, device: Authenticator, **get: Any) -> Any:
+    started = client.post(f"{API}/authenticate/options", json={})
+    assert started.status_code == 200, started.json
+    answer = device.get(started.json["options"], **get)
+    return client.post(
+        f"{API}/authenticate/verify",
+        json={"ceremony": started.json["ceremony"], "credential": answer},
+    )
+
+
+@pytest.fixture
+def device() -> Authenticator:
+    return Authenticator(origin=ORIGIN)
+
+
+@pytest.fixture
+def user(make_user: Callable[..., User]) -> User:
+    return make_user(full_name="Ada Lovelace")
+
+
+@pytest.fixture
+def headers(user: User, login: Callable[..., dict[str, Any]]) -> dict[str, str]:
+    return bearer(login(user.email)["access_token"])
+
+
+def events(client: FlaskClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    response = client.get("/api/v1/users/me/events", headers=headers)
+    assert response.status_code == 200, response.json
+    return response.json["items"]  # type: ignore[no-any-return]
+
+
+def test_registration_options_ask_for_a_discoverable_verified_passkey(
+    client: FlaskClient, user: User, headers: dict[str, str]
+) -> None:
+    started = client.post(f"{API}/register/options", headers=headers)
+    assert started.status_code == 200
+    options = started.json["options"]
+    assert options["rp"] == {"id": "app.example.com", "name": "Warden"}
+    assert options["user"]["name"] == user.email
+    assert options["user"]["displayName"] == "Ada Lovelace"
+    assert options["user"]["id"] == b64url(user.id.bytes)
+    selection = options["authenticatorSelection"]
+    assert selection["residentKey"] == "required"
+    assert selection["userVerification"] == "required"
+    assert len(options["challenge"]) >= 22  # at least 16 random bytes
+
+
+def test_register_list_rename_and_delete(
+    client: FlaskClient,
+    user: User,
+    headers: dict[str, str],
+    device: Authenticator,
+    login: Callable[..., dict[str, Any]],
+) -> None:
+    other = login(user.email)
+    created = register_passkey(client, headers, device, name="  Laptop  ")
+    assert created.status_code == 201, created.json
+    passkey = created.json
+    assert passkey["name"] == "Laptop" and passkey["transports"] == ["internal"]
+    assert passkey["last_used_at"] is None
+    # Enrolling a factor ends the user's other sessions, not this one.
+    assert_problem(
+        client.get("/api/v1/users/me", headers=bearer(other["access_token"])), 401, "token_revoked"
+    )
+    listed = client.get(API, headers=headers)
+    assert listed.status_code == 200 and [p["id"] for p in listed.json] == [passkey["id"]]
+
+    renamed = client.patch(f"{API}/{passkey['id']}", headers=headers, json={"name": "Phone"})
+    assert renamed.status_code == 200 and renamed.json["name"] == "Phone"
+    assert_problem(
+        client.patch(f"{API}/{passkey['id']}", headers=headers, json={"name": ""}),
+        422,
+        "validation_error",
+    )
+
+    # The passkey made this session old news: a fresh passkey sign-in may remove it.
+    signed_in = passkey_sign_in(client, device)
+    assert signed_in.status_code == 200, signed_in.json
+    fresh = bearer(signed_in.json["access_token"])
+    removed = client.delete(f"{API}/{passkey['id']}", headers=fresh)
+    assert removed.status_code == 204, removed.json
+    assert client.get(API, headers=fresh).json == []
+    assert_problem(client.delete(f"{API}/{passkey['id']}", headers=fresh), 404, "not_found")
+    kinds = [event["event_type"] for event in events(client, fresh)]
+    for kind in ("passkey.registered", "passkey.renamed", "passkey.removed"):
+        assert kind in kinds
+
+
+def test_another_users_passkey_is_not_found(
+    client: FlaskClient,
+    headers: dict[str, str],
+    device: Authenticator,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+) -> None:
+    created = register_passkey(client, headers, device)
+    assert created.status_code == 201
+    stranger = bearer(login(make_user().email)["access_token"])
+    assert client.get(API, headers=stranger).json == []
+    url = f"{API}/{created.json['id']}"
+    assert_problem(client.patch(url, headers=stranger, json={"name": "x"}), 404, "not_found")
+    assert_problem(client.delete(url, headers=stranger), 404, "not_found")
+
+
+def test_sign_in_with_a_discoverable_passkey(
+    client: FlaskClient, user: User, headers: dict[str, str], device: Authenticator
+) -> None:
+    assert register_passkey(client, headers, device).status_code == 201
+    started = client.post(f"{API}/authenticate/options", json={})
+    assert started.json["options"]["allowCredentials"] == []  # no email: any passkey may answer
+    assert started.json["options"]["userVerification"] == "required"
+    signed_in = client.post(
+        f"{API}/authenticate/verify",
+        json={
+            "ceremony": started.json["ceremony"],
+            "credential": device.get(started.json["options"]),
+        },
+    )
+    assert signed_in.status_code == 200, signed_in.json
+    me = client.get("/api/v1/users/me", headers=bearer(signed_in.json["access_token"]))
+    assert me.json["email"] == user.email
+    listed = client.get(API, headers=bearer(signed_in.json["access_token"])).json
+    assert listed[0]["last_used_at"] is not None
+
+
+def test_cookie_mode_sign_in(
+    client: FlaskClient, headers: dict[str, str], device: Authenticator
+) -> None:
+    assert register_passkey(client, headers, device).status_code == 201
+    started = client.post(f"{API}/authenticate/options", json={})
+    signed_in = client.post(
+        f"{API}/authenticate/verify?mode=cookie",
+        json={
+            "ceremony": started.json["ceremony"],
+            "credential": device.get(started.json["options"]),
+        },
+    )
+    assert signed_in.status_code == 200 and signed_in.json["token_type"] == "Cookie"
+
+
+def test_a_challenge_works_once(
+    client: FlaskClient, headers: dict[str, str], device: Authenticator
+) -> None:
+    started = client.post(f"{API}/register/options", headers=headers).json
+    answer = device.create(started["options"])
+    body = {"ceremony": started["ceremony"], "credential": answer}
+    assert client.post(f"{API}/register/verify", headers=headers, json=body).status_code == 201
+    assert_problem(
+        client.post(f"{API}/register/verify", headers=headers, json=body), 400, "invalid_ceremony"
+    )
+    started = client.post(f"{API}/authenticate/options", json={}).json
+    body = {"ceremony": started["ceremony"], "credential": device.get(started["options"])}
+    assert client.post(f"{API}/authenticate/verify", json=body).status_code == 200
+    assert_problem(client.post(f"{API}/authenticate/verify", json=body), 400, "invalid_ceremony")
+
+
+def test_an_expired_challenge_is_refused(
+    app: Flask, client: FlaskClient, headers: dict[str, str], device: Authenticator
+) -> None:
+    assert register_passkey(client, headers, device).status_code == 201
+    started = client.post(f"{API}/authenticate/options", json={}).json
+    with app.app_context():
+        db.session.execute(
+            update(WebAuthnChallenge).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+    body = {"ceremony": started["ceremony"], "credential": device.get(started["options"])}
+    assert_problem(client.post(f"{API}/authenticate/verify", json=body), 400, "invalid_ceremony")
+
+
+def test_ceremonies_do_not_cross(
+    client: FlaskClient, headers: dict[str, str], device: Authenticator
+) -> None:
+    """A registration's challenge does not answer a sign-in, nor the reverse."""
+    assert register_passkey(client, headers, device).status_code == 201
+    registration = client.post(f"{API}/register/options", headers=headers).json
+    answer = device.get({**registration["options"], "rpId": "app.example.com"})
+    body = {"ceremony": registration["ceremony"], "credential": answer}
+    assert_problem(client.post(f"{API}/authenticate/verify", json=body), 400, "invalid_ceremony")
+    sign_in = client.post(f"{API}/authenticate/options", json={}).json
+    created = Authenticator(origin=ORIGIN).create(registration["options"])
+    body = {"ceremony": sign_in["ceremony"], "credential": created}
+    assert_problem(
+        client.post(f"{API}/register/verify", headers=headers, json=body), 400, "invalid_ceremony"
+    )
+
+
+def test_another_users_registration_ceremony_is_refused(
+    client: FlaskClient,
+    headers: dict[str, str],
+    device: Authenticator,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+) -> None:
+    started = client.post(f"{API}/register/options", headers=headers).json
+    stranger = bearer(login(make_user().email)["access_token"])
+    body = {"ceremony": started["ceremony"], "credential": device.create(started["options"])}
+    assert_problem(
+        client.post(f"{API}/register/verify", headers=stranger, json=body), 400, "invalid_ceremony"
+    )
+
+
+@pytest.mark.parametrize("where", ["origin", "rp_id", "unverified"])
+def test_registration_from_the_wrong_place_is_refused(
+    client: FlaskClient, headers: dict[str, str], where: str
+) -> None:
+    device = Authenticator(origin="https://evil.example.net" if where == "origin" else ORIGIN)
+    device.user_verified = where != "unverified"
+    started = client.post(f"{API}/register/options", headers=headers).json
+    options = started["options"]
+    if where == "rp_id":
+        options = {**options, "rp": {"id": "evil.example.net", "name": "Evil"}}
+    body = {"ceremony": started["ceremony"], "credential": device.create(options)}
+    assert_problem(
+        client.post(f"{API}/register/verify", headers=headers, json=body), 400, "passkey_invalid"
+    )
+    assert client.get(API, headers=headers).json == []
+    assert "passkey.failed" in [event["event_type"] for event in events(client, headers)]
+
+
+@pytest.mark.parametrize("where", ["origin", "rp_id", "unverified", "signature", "handle"])
+def test_sign_in_from_the_wrong_place_is_refused(
+    client: FlaskClient, headers: dict[str, str], device: Authenticator, where: str
+) -> None:
+    assert register_passkey(client, headers, device).status_code == 201
+    started = client.post(f"{API}/authenticate/options", json={}).json
+    device.user_verified = where != "unverified"
+    answer = device.get(
+        started["options"],
+        origin="https://evil.example.net" if where == "origin" else None,
+        rp_id="evil.example.net" if where == "rp_id" else None,
+    )
+    if where == "signature":
+        answer["response"]["signature"] = b64url(b"\x30\x06\x02\x01\x01\x02\x01\x01")
+    if where == "handle":
+        answer["response"]["userHandle"] = b64url(b"someone else")
+    body = {"ceremony": started["ceremony"], "credential": answer}
+    assert_problem(client.post(f"{API}/authenticate/verify", json=body), 401, "passkey_refused")
+
+
+def test_an_unknown_passkey_is_refused(client: FlaskClient, device: Authenticator) -> None:
+    registration = {
+        "rp": {"id": "app.example.com"},
+        "user": {"id": b64url(b"nobody")},
+        "challenge": b64url(b"0" * 16),
+    }
+    device.create(registration)  # held by the authenticator, never registered
+    response = passkey_sign_in(client, device)
+    assert_problem(response, 401, "passkey_refused")
+
+
+def test_a_counter_that_goes_back_is_refused(
+    client: FlaskClient, headers: dict[str, str], device: Authenticator
+) -> None:
+    assert register_passkey(client, headers, device).status_code == 201
+    assert passkey_sign_in(client, device).status_code == 200
+    assert passkey_sign_in(client, device).status_code == 200
+    device.credentials[0].sign_count = 0  # a copy made after the first sign-in
+    refused = passkey_sign_in(client, device)
+    assert_problem(refused, 401, "passkey_clone_suspected")
+    kinds = [event["event_type"] for event in events(client, headers)]
+    assert "passkey.clone_suspected" in kinds
+
+
+def test_an_authenticator_without_a_counter_is_accepted(
+    client: FlaskClient, headers: dict[str, str]
+) -> None:
+    """Counters stay 0 on many synced passkeys; 0 after 0 is no sign of a copy."""
+    device = Authenticator(origin=ORIGIN, counts=False)
+    assert register_passkey(client, headers, device).status_code == 201
+    assert passkey_sign_in(client, device).status_code == 200
+    assert passkey_sign_in(client, device).status_code == 200
+
+
+def test_a_passkey_registers_once(
+    client: FlaskClient, headers: dict[str, str], device: Authenticator
+) -> None:
+    started = client.post(f"{API}/register/options", headers=headers).json
+    answer = device.create(started["options"])
+    body = {"ceremony": started["ceremony"], "credential": answer}
+    assert client.post(f"{API}/register/verify", headers=headers, json=body).status_code == 201
+    again = client.post(f"{API}/register/options", headers=headers).json
+    assert [c["id"] for c in again["options"]["excludeCredentials"]] == [answer["id"]]
+    # An authenticator that ignores excludeCredentials and makes the same credential id.
+    replay = device.create(again["options"], credential_id=unb64url(answer["id"]))
+    body = {"ceremony": again["ceremony"], "credential": replay}
+    assert_problem(
+        client.post(f"{API}/register/verify", headers=headers, json=body), 409, "passkey_exists"
+    )
+    # An answer whose id is not the attested one.
+    third = client.post(f"{API}/register/options", headers=headers).json
+    forged = device.create(third["options"])
+    forged["id"] = forged["rawId"] = answer["id"]
+    body = {"ceremony": third["ceremony"], "credential": forged}
+    assert_problem(
+        client.post(f"{API}/register/verify", headers=headers, json=body), 400, "passkey_invalid"
+    )
+    assert len(client.get(API, headers=headers).json) == 1
+
+
+def test_a_deactivated_user_cannot_sign_in(
+    app: Flask, client: FlaskClient, user: User, headers: dict[str, str], device: Authenticator
+) -> None:
+    assert register_passkey(client, headers, device).status_code == 201
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == user.id).values(is_active=False))
+        db.session.commit()
+    assert_problem(passkey_sign_in(client, device), 403, "account_disabled")
+
+
+GARBAGE: list[Any] = [
+    {},
+    {"id": "x"},
+    {"id": "!!", "rawId": "!!", "type": "public-key", "response": {}},
+    {
+        "id": "AAAA",
+        "rawId": "AAAA",
+        "type": "public-key",
+        "response": {"clientDataJSON": "bm90IGpzb24", "authenticatorData": "AA", "signature": "AA"},
+    },
+    {
+        "id": "AAAA",
+        "rawId": "AAAA",
+        "type": "public-key",
+        "response": {"clientDataJSON": 5, "attestationObject": ["x"], "userHandle": 7},
+    },
+    {"id": 1, "rawId": None, "type": "nope", "response": "x"},
+]
+
+
+@pytest.mark.parametrize("credential", GARBAGE)
+def test_malformed_answers_are_problems(
+    client: FlaskClient, headers: dict[str, str], credential: Any
+) -> None:
+    started = client.post(f"{API}/register/options", headers=headers).json
+    body = {"ceremony": started["ceremony"], "credential": credential}
+    response = client.post(f"{API}/register/verify", headers=headers, json=body)
+    assert_problem(response, 400, "passkey_invalid")
+    started = client.post(f"{API}/authenticate/options", json={}).json
+    body = {"ceremony": started["ceremony"], "credential": credential}
+    assert_problem(client.post(f"{API}/authenticate/verify", json=body), 401, "passkey_refused")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"ceremony": "not-a-uuid", "credential": {}}, {"ceremony": None, "credential": []}],
+)
+def test_bad_bodies_are_validation_errors(client: FlaskClient, body: dict[str, Any]) -> None:
+    assert_problem(client.post(f"{API}/authenticate/verify", json=body), 422, "validation_error")
+
+
+def test_unknown_ceremony(client: FlaskClient) -> None:
+    body = {"ceremony": "00000000-0000-4000-8000-000000000000", "credential": {}}
+    assert_problem(client.post(f"{API}/authenticate/verify", json=body), 400, "invalid_ceremony")
+
+
+def test_management_needs_a_token(client: FlaskClient) -> None:
+    assert_problem(client.get(API), 401, "authorization_required")
+    assert_problem(client.post(f"{API}/register/options"), 401, "authorization_required")
