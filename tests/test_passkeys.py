@@ -15,7 +15,7 @@ from project.extensions import db
 from project.models import User, WebAuthnChallenge
 from project.models.types import utcnow
 from tests.authenticator import Authenticator, b64url, unb64url
-from tests.conftest import assert_problem, bearer
+from tests.conftest import PASSWORD, assert_problem, bearer
 
 ORIGIN = "https://app.example.com"  # FRONTEND_URL of the suite: RP id and origin derive from it
 API = "/api/v1/auth/passkeys"
@@ -393,3 +393,93 @@ def test_unknown_ceremony(client: FlaskClient) -> None:
 def test_management_needs_a_token(client: FlaskClient) -> None:
     assert_problem(client.get(API), 401, "authorization_required")
     assert_problem(client.post(f"{API}/register/options"), 401, "authorization_required")
+
+
+def test_a_passkey_is_a_factor_and_counts_as_two(
+    client: FlaskClient, user: User, headers: dict[str, str], device: Authenticator
+) -> None:
+    assert register_passkey(client, headers, device).status_code == 201
+    # The password alone no longer signs in: a challenge that a passkey can answer.
+    login = client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})
+    assert login.status_code == 202, login.json
+    assert "webauthn" in login.json["factors"]
+    # A passkey alone does: its session says how.
+    signed_in = passkey_sign_in(client, device)
+    assert signed_in.status_code == 200
+    sessions = client.get("/api/v1/auth/sessions", headers=bearer(signed_in.json["access_token"]))
+    current = next(s for s in sessions.json if s["current"])
+    assert current["amr"] == ["webauthn"]
+
+
+def test_a_passkey_answers_a_password_sign_ins_challenge(
+    client: FlaskClient, user: User, headers: dict[str, str], device: Authenticator
+) -> None:
+    created = register_passkey(client, headers, device)
+    assert created.status_code == 201
+    challenge = client.post(
+        "/api/v1/auth/login", json={"email": user.email, "password": PASSWORD}
+    ).json["challenge"]
+    started = client.post(f"{API}/authenticate/options", json={"challenge": challenge})
+    assert started.status_code == 200, started.json
+    allowed = started.json["options"]["allowCredentials"]
+    assert [item["id"] for item in allowed] == [b64url(device.credentials[0].credential_id)]
+    body = {
+        "challenge": challenge,
+        "ceremony": started.json["ceremony"],
+        "credential": device.get(started.json["options"]),
+    }
+    signed_in = client.post(f"{API}/authenticate/verify", json=body)
+    assert signed_in.status_code == 200, signed_in.json
+    sessions = client.get("/api/v1/auth/sessions", headers=bearer(signed_in.json["access_token"]))
+    assert next(s for s in sessions.json if s["current"])["amr"] == ["pwd", "webauthn"]
+    # The challenge is spent.
+    started = client.post(f"{API}/authenticate/options", json={"challenge": challenge})
+    assert_problem(started, 401, "invalid_challenge")
+
+
+def test_another_users_passkey_does_not_answer_a_challenge(
+    client: FlaskClient,
+    user: User,
+    headers: dict[str, str],
+    device: Authenticator,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+) -> None:
+    assert register_passkey(client, headers, device).status_code == 201
+    victim = make_user()
+    victim_headers = bearer(login(victim.email)["access_token"])
+    assert register_passkey(client, victim_headers, Authenticator(origin=ORIGIN)).status_code == 201
+    challenge = client.post(
+        "/api/v1/auth/login", json={"email": victim.email, "password": PASSWORD}
+    ).json["challenge"]
+    # Started without the challenge (any passkey), answered by the attacker's own passkey.
+    started = client.post(f"{API}/authenticate/options", json={}).json
+    body = {
+        "challenge": challenge,
+        "ceremony": started["ceremony"],
+        "credential": device.get(started["options"]),
+    }
+    assert_problem(client.post(f"{API}/authenticate/verify", json=body), 401, "passkey_refused")
+    # Started with it: the options name only the victim's passkeys, and the attacker's is refused.
+    started = client.post(f"{API}/authenticate/options", json={"challenge": challenge}).json
+    body = {
+        "challenge": challenge,
+        "ceremony": started["ceremony"],
+        "credential": device.get({**started["options"], "rpId": "app.example.com"}),
+    }
+    assert_problem(client.post(f"{API}/authenticate/verify", json=body), 401, "passkey_refused")
+
+
+def test_an_unknown_challenge_is_refused(client: FlaskClient) -> None:
+    started = client.post(f"{API}/authenticate/options", json={"challenge": "nope"})
+    assert_problem(started, 401, "invalid_challenge")
+
+
+def test_removing_a_passkey_needs_a_recent_second_factor(
+    client: FlaskClient, headers: dict[str, str], device: Authenticator
+) -> None:
+    created = register_passkey(client, headers, device).json
+    # This session signed in with the password only, before the passkey existed.
+    refused = client.delete(f"{API}/{created['id']}", headers=headers)
+    assert_problem(refused, 403, "step_up_required")
+    assert len(client.get(API, headers=headers).json) == 1

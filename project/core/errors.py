@@ -132,6 +132,18 @@ PasskeyCloneSuspected = error(
     "The authenticator's signature counter did not advance past the one last seen: it may be"
     " a copy of the passkey. Sign-in is refused and the event audited.",
 )
+InvalidChallenge = error(
+    "invalid_challenge",
+    401,
+    "Invalid sign-in challenge",
+    "The sign-in challenge is unknown, expired, used, or ended by five wrong codes; sign in again.",
+)
+InvalidCode = error(
+    "invalid_code",
+    401,
+    "Invalid code",
+    "The authenticator or recovery code is wrong, or was used already.",
+)
 AccountDisabled = error(
     "account_disabled", 403, "Account disabled", "The account was deactivated by an admin."
 )
@@ -160,6 +172,19 @@ PasskeyInvalid = error(
     "Passkey not verified",
     "The new passkey's response could not be verified (wrong origin or relying party, no user"
     " verification, malformed).",
+)
+StepUpRequired = error(
+    "step_up_required",
+    403,
+    "Step-up required",
+    "The account has a second factor and this session did not prove one within"
+    " STEP_UP_MAX_AGE seconds; prove it (POST /auth/step-up) and retry.",
+)
+SecondFactorRequired = error(
+    "second_factor_required",
+    403,
+    "Second factor required",
+    "ADMIN_REQUIRE_SECOND_FACTOR is on and this admin session did not pass a second factor.",
 )
 NotFound = error("not_found", 404, "Not found", "No such resource.")
 MethodNotAllowed = error(
@@ -211,6 +236,12 @@ LoginThrottled = error(
     "Too many failed logins for this account, device or address; `Retry-After` says when to"
     " try again. A device that signed in before passes an account-wide lock; refused unknown"
     " devices make Warden mail the owner an unlock link.",
+)
+SecondFactorThrottled = error(
+    "second_factor_throttled",
+    429,
+    "Second factor throttled",
+    "Too many wrong codes for this account; `Retry-After` says when to try again.",
 )
 HashingBusy = error(
     "hashing_busy",

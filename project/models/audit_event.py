@@ -41,6 +41,16 @@ class AuditEventType(enum.StrEnum):
     PASSKEY_REMOVED = "passkey.removed"
     PASSKEY_FAILED = "passkey.failed"
     PASSKEY_CLONE_SUSPECTED = "passkey.clone_suspected"
+    SECOND_FACTOR_REQUIRED = "login.second_factor_required"
+    SECOND_FACTOR_FAILED = "login.second_factor_failed"
+    SECOND_FACTOR_THROTTLED = "login.second_factor_throttled"
+    STEP_UP = "session.step_up"
+    TOTP_ENROLMENT_STARTED = "totp.enrolment_started"
+    TOTP_ENABLED = "totp.enabled"
+    TOTP_REMOVED = "totp.removed"
+    RECOVERY_CODES_GENERATED = "recovery_codes.generated"
+    RECOVERY_CODE_USED = "recovery_codes.used"
+    FACTORS_REMOVED_BY_ADMIN = "factors.removed_by_admin"
 
 
 class AuditEvent(Base):

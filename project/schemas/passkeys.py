@@ -78,8 +78,3 @@ class AuthenticationSchema(Schema):
     challenge = fields.String(
         validate=validate.Length(min=1, max=256), metadata=SECOND_FACTOR_CHALLENGE
     )
-    device_token = fields.String(
-        load_only=True,
-        validate=validate.Length(max=256),
-        metadata={"description": "From an earlier login, for clients without the device cookie"},
-    )

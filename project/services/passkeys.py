@@ -40,10 +40,10 @@ from project.extensions import db
 from project.models import AuditEventType, CeremonyKind, Passkey, User, WebAuthnChallenge
 from project.models.types import utcnow
 from project.repositories.passkeys import ChallengeRepository, PasskeyRepository
-from project.services import audit, auth
-from project.services.auth import SignIn
+from project.services import assurance, audit, signin
 from project.services.client import ClientInfo
 from project.services.sessions import end_sessions, publish_revocations
+from project.services.signin import SignIn
 
 # What py_webauthn raises on input it cannot read besides its own errors: bad base64 or
 # CBOR (ValueError), a field of the wrong JSON type (TypeError, AttributeError), a short
@@ -218,8 +218,9 @@ def rename_passkey(*, user_id: uuid.UUID, passkey_id: uuid.UUID, name: str) -> P
 
 
 def delete_passkey(*, user: User, session_id: uuid.UUID, passkey_id: uuid.UUID) -> None:
-    """Remove one of the user's passkeys; the user's other sessions end."""
+    """Remove one of the user's passkeys, after a recent second factor; other sessions end."""
     passkey = _own(user.id, passkey_id)
+    assurance.require_recent_factor(user, session_id=session_id)
     PasskeyRepository().delete(passkey)
     revoked = end_sessions(user.id, keep=session_id)
     audit.record(
@@ -324,30 +325,30 @@ def verify_assertion(
 
 def start_sign_in(*, challenge: str | None) -> Ceremony:
     """Start a sign-in: by any discoverable passkey, or as the second factor of ``challenge``."""
-    return start_authentication()
+    if challenge is None:
+        return start_authentication()
+    return start_authentication(user_id=signin.pending_user(challenge).id)
 
 
 def sign_in(
-    *,
-    ceremony: uuid.UUID,
-    credential: dict[str, Any],
-    challenge: str | None,
-    client: ClientInfo,
-    device_token: str | None,
+    *, ceremony: uuid.UUID, credential: dict[str, Any], challenge: str | None, client: ClientInfo
 ) -> SignIn:
-    """Sign in with a passkey; a user-verified passkey counts as two factors."""
+    """Sign in with a passkey, alone or as the second factor of a password sign-in.
+
+    A user-verified passkey counts as two factors, so no challenge follows.
+    """
     user, _ = verify_assertion(ceremony=ceremony, credential=credential)
+    # The ceremony is spent and the counter kept, whatever happens next.
+    db.session.commit()
     if not user.is_active:
         audit.record_now(
             AuditEventType.LOGIN_FAILED, user_id=user.id, details={"reason": "deactivated"}
         )
         raise errors.AccountDisabled("This account has been deactivated.")
-    tokens = auth._open_session(user, client)
-    audit.record(
-        AuditEventType.LOGIN_SUCCEEDED,
-        user_id=user.id,
-        actor_id=user.id,
-        details={"amr": ["webauthn"]},
-    )
-    db.session.commit()
-    return SignIn(tokens, device_token or "")
+    if challenge is not None:
+        if signin.pending_user(challenge).id != user.id:
+            raise _refuse("passkey of another user than the challenge's", user_id=user.id)
+        return signin.complete(challenge, client, method="webauthn")
+    result = signin.finish(user, client, methods=["webauthn"])
+    assert isinstance(result, SignIn)  # a passkey proves the second factor itself
+    return result

@@ -14,7 +14,6 @@ from project.api.auth import (
     client_info,
     current_session_id,
     deliver_tokens,
-    device_cookie,
 )
 from project.api.ratelimits import ends_sessions, passkey_limit
 from project.models import Passkey
@@ -182,7 +181,6 @@ def finish_authentication(data: dict[str, Any], query: dict[str, Any]) -> Respon
         credential=data["credential"],
         challenge=data.get("challenge"),
         client=client_info(),
-        device_token=data.get("device_token") or device_cookie(),
     )
     return deliver_tokens(
         signed_in.tokens,
