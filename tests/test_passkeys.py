@@ -483,3 +483,43 @@ def test_removing_a_passkey_needs_a_recent_second_factor(
     refused = client.delete(f"{API}/{created['id']}", headers=headers)
     assert_problem(refused, 403, "step_up_required")
     assert len(client.get(API, headers=headers).json) == 1
+
+
+def test_a_passkey_step_up_allows_the_removal(
+    client: FlaskClient,
+    headers: dict[str, str],
+    device: Authenticator,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+) -> None:
+    created = register_passkey(client, headers, device).json
+    started = client.post(f"{API}/step-up/options", headers=headers)
+    assert started.status_code == 200, started.json
+    options = started.json["options"]
+    assert [item["id"] for item in options["allowCredentials"]] == [created_id(device)]
+    # Another user's passkey does not prove this session.
+    stranger = Authenticator(origin=ORIGIN)
+    stranger_headers = bearer(login(make_user().email)["access_token"])
+    assert register_passkey(client, stranger_headers, stranger).status_code == 201
+    body = {"ceremony": started.json["ceremony"], "credential": stranger.get(options)}
+    assert_problem(
+        client.post(f"{API}/step-up/verify", headers=headers, json=body), 401, "passkey_refused"
+    )
+    assert_problem(
+        client.delete(f"{API}/{created['id']}", headers=headers), 403, "step_up_required"
+    )
+    # The caller's own passkey does, at once: the session row holds the proof.
+    started = client.post(f"{API}/step-up/options", headers=headers).json
+    body = {"ceremony": started["ceremony"], "credential": device.get(started["options"])}
+    assert client.post(f"{API}/step-up/verify", headers=headers, json=body).status_code == 204
+    sessions = client.get("/api/v1/auth/sessions", headers=headers).json
+    assert next(s for s in sessions if s["current"])["amr"] == ["pwd", "webauthn"]
+    assert client.delete(f"{API}/{created['id']}", headers=headers).status_code == 204
+
+
+def created_id(device: Authenticator) -> str:
+    return b64url(device.credentials[0].credential_id)
+
+
+def test_step_up_without_a_passkey(client: FlaskClient, headers: dict[str, str]) -> None:
+    assert_problem(client.post(f"{API}/step-up/options", headers=headers), 404, "not_found")

@@ -37,6 +37,15 @@ class PasskeyRepository(BaseRepository[Passkey]):
             query = query.with_for_update()
         return self.session.scalars(query).one_or_none()
 
+    def delete_for_user(self, user_id: uuid.UUID) -> int:
+        """Remove every passkey of the user (an admin's reset of the factors); how many."""
+        result = self.session.execute(
+            delete(Passkey)
+            .where(Passkey.user_id == user_id)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     def advance_counter(self, passkey_id: uuid.UUID, *, seen: int, new: int, now: datetime) -> bool:
         """Store a sign-in's counter unless another sign-in moved it since ``seen`` was read."""
         result = self.session.execute(

@@ -78,3 +78,10 @@ class AuthenticationSchema(Schema):
     challenge = fields.String(
         validate=validate.Length(min=1, max=256), metadata=SECOND_FACTOR_CHALLENGE
     )
+
+
+class StepUpSchema(Schema):
+    """The authenticator's answer to a step-up ceremony."""
+
+    ceremony = fields.UUID(required=True)
+    credential = fields.Dict(required=True, metadata=CREDENTIAL)

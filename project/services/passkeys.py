@@ -352,3 +352,22 @@ def sign_in(
     result = signin.finish(user, client, methods=["webauthn"])
     assert isinstance(result, SignIn)  # a passkey proves the second factor itself
     return result
+
+
+def start_step_up(*, user: User) -> Ceremony:
+    """Options to prove a passkey again for a live session (before lowering protection)."""
+    if not has_passkey(user.id):
+        raise errors.NotFound("This account has no passkey.")
+    return start_authentication(user_id=user.id)
+
+
+def step_up(
+    *, user: User, session_id: uuid.UUID, ceremony: uuid.UUID, credential: dict[str, Any]
+) -> None:
+    """Prove one of the user's passkeys for the caller's session: its amr gains webauthn."""
+    proved, _ = verify_assertion(ceremony=ceremony, credential=credential)
+    if proved.id != user.id:
+        db.session.commit()  # the ceremony stays spent
+        raise _refuse("passkey of another user", user_id=user.id)
+    assurance.mark_proved(user, session_id=session_id, method="webauthn")
+    db.session.commit()

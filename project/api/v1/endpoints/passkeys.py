@@ -25,6 +25,7 @@ from project.schemas.passkeys import (
     PasskeySchema,
     PasskeyUpdateSchema,
     RegistrationSchema,
+    StepUpSchema,
 )
 from project.services import passkeys
 from project.services.passkeys import Ceremony
@@ -186,4 +187,37 @@ def finish_authentication(data: dict[str, Any], query: dict[str, Any]) -> Respon
         signed_in.tokens,
         cookie=query["mode"] is TokenDelivery.COOKIE,
         device_token=signed_in.device_token,
+    )
+
+
+@blp.route("/step-up/options", methods=["POST"])
+@auth_required
+@blp.response(200, CeremonySchema)
+@blp.alt_response(404, response="NOT_FOUND", description="`not_found`: no passkey")
+def start_step_up() -> Ceremony:
+    """Start proving a passkey again for this session: options for navigator.credentials.get().
+
+    Before an operation that lowers protection answers 403 `step_up_required`, prove a passkey
+    for the session; the options name the caller's passkeys.
+    """
+    return passkeys.start_step_up(user=current_user)
+
+
+@blp.route("/step-up/verify", methods=["POST"])
+@auth_required
+@blp.arguments(StepUpSchema, example={"ceremony": CEREMONY_ID, **AUTHENTICATION_EXAMPLE})
+@blp.response(204)
+@blp.alt_response(400, response="BAD_REQUEST", description="`invalid_ceremony`")
+def finish_step_up(data: dict[str, Any]) -> None:
+    """Prove a passkey for this session: its `amr` gains `webauthn` and `auth_time` is now.
+
+    Counts for STEP_UP_MAX_AGE seconds: removing a factor, changing the password or email and
+    deleting the account are then allowed. A refused passkey is 401 `passkey_refused` (or
+    `passkey_clone_suspected`); the session itself stays valid.
+    """
+    passkeys.step_up(
+        user=current_user,
+        session_id=current_session_id(),
+        ceremony=data["ceremony"],
+        credential=data["credential"],
     )
