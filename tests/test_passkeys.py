@@ -523,3 +523,61 @@ def created_id(device: Authenticator) -> str:
 
 def test_step_up_without_a_passkey(client: FlaskClient, headers: dict[str, str]) -> None:
     assert_problem(client.post(f"{API}/step-up/options", headers=headers), 404, "not_found")
+
+
+REPLACEMENTS: list[Any] = [None, 1, -1, 2**70, "", "!!", "AAAA", "A" * 5000, [], {}, True, 1.5]
+REPLACEMENTS += [[{}], [[]], ["usb", {"a": 1}]]
+
+
+def mutations(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Any]]:
+    """Every (path, replacement) of a JSON value: each member swapped for odd values, and
+    each base64url member truncated or with a byte flipped."""
+    found: list[tuple[tuple[Any, ...], Any]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += [((*path, key), other) for other in REPLACEMENTS]
+            found += mutations(item, (*path, key))
+    elif isinstance(value, str) and len(value) > 8:
+        raw = bytearray(unb64url(value))
+        found += [(path, b64url(bytes(raw[: len(raw) // 2])))]
+        raw[len(raw) // 2] ^= 0xFF
+        found += [(path, b64url(bytes(raw)))]
+    return found
+
+
+def replaced(value: Any, path: tuple[Any, ...], other: Any) -> Any:
+    if not path:
+        return other
+    copy = dict(value)
+    copy[path[0]] = replaced(value[path[0]], path[1:], other)
+    return copy
+
+
+def test_mutated_answers_are_problems_never_500(
+    client: FlaskClient, headers: dict[str, str], device: Authenticator
+) -> None:
+    """Each member of honest answers swapped or damaged: a problem answer every time."""
+    template = device.create(
+        client.post(f"{API}/register/options", headers=headers).json["options"]
+    )
+    accepted: set[tuple[Any, ...]] = set()
+    for path, other in mutations(template):
+        started = client.post(f"{API}/register/options", headers=headers).json
+        credential = replaced(device.create(started["options"]), path, other)
+        body = {"ceremony": started["ceremony"], "credential": credential}
+        response = client.post(f"{API}/register/verify", headers=headers, json=body)
+        assert response.status_code in (201, 400, 409, 422), (path, other, response.json)
+        if response.status_code == 201:
+            accepted.add(path[:2])
+    assert register_passkey(client, headers, device).status_code == 201
+    options = client.post(f"{API}/authenticate/options", json={}).json["options"]
+    template = device.get(options)
+    for path, other in mutations(template):
+        started = client.post(f"{API}/authenticate/options", json={}).json
+        credential = replaced(device.get(started["options"]), path, other)
+        body = {"ceremony": started["ceremony"], "credential": credential}
+        response = client.post(f"{API}/authenticate/verify", json=body)
+        assert response.status_code in (200, 400, 401, 422), (path, other, response.json)
+    # What may change without harm: the hints beside the signed data.
+    hints = {("response", "transports"), ("clientExtensionResults",), ("authenticatorAttachment",)}
+    assert accepted == hints, accepted

@@ -156,16 +156,21 @@ def finish_registration(
         db.session.commit()  # the challenge stays used
         raise errors.PasskeyExists("This passkey is registered already.")
     response = credential.get("response")
-    transports = response.get("transports") if isinstance(response, dict) else None
+    listed = response.get("transports") if isinstance(response, dict) else None
+    # Kept to hint the browser on later ceremonies; only the names WebAuthn defines.
+    known = {transport.value for transport in AuthenticatorTransport}
+    transports = sorted(
+        {item for item in listed if isinstance(item, str) and item in known}
+        if isinstance(listed, list)
+        else []
+    )
     passkey = passkeys.add(
         Passkey(
             user_id=user.id,
             credential_id=verified.credential_id,
             public_key=verified.credential_public_key,
             sign_count=verified.sign_count,
-            transports=[str(item) for item in transports][:10]
-            if isinstance(transports, list)
-            else [],
+            transports=transports,
             name=name or DEFAULT_NAME,
             aaguid=verified.aaguid,
             backup_eligible=verified.credential_device_type is CredentialDeviceType.MULTI_DEVICE,
