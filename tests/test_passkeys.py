@@ -581,3 +581,12 @@ def test_mutated_answers_are_problems_never_500(
     # What may change without harm: the hints beside the signed data.
     hints = {("response", "transports"), ("clientExtensionResults",), ("authenticatorAttachment",)}
     assert accepted == hints, accepted
+
+
+def test_the_account_export_lists_the_passkeys(
+    client: FlaskClient, headers: dict[str, str], device: Authenticator
+) -> None:
+    created = register_passkey(client, headers, device, name="Laptop").json
+    export = client.get("/api/v1/users/me/export", headers=headers)
+    assert export.status_code == 200
+    assert export.json["passkeys"] == [created]
