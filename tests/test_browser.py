@@ -509,3 +509,51 @@ def test_redoc_renders_offline_under_its_policy(
     expect(page.locator('img[alt="redocly logo"]')).to_have_count(0)
     assert violations and all(REDOCLY_LOGO in violation for violation in violations)
     assert offline.refused == []
+
+
+def test_setting_up_an_authenticator_app_and_signing_in_with_it(
+    servers: Servers, context: BrowserContext
+) -> None:
+    import pyotp
+
+    email = "hedy.browser@example.com"
+    page = context.new_page()
+    page.goto(servers.page_url())
+    register(page, email, "Hedy Browser")
+    log_in(page, email)
+
+    page.get_by_test_id("totp-start").click()
+    expect_status(page, "info", "Scan the code")
+    qr = page.get_by_test_id("totp-qr")
+    expect(qr).to_have_attribute("src", _starts_with("data:image/svg+xml"))
+    qr.evaluate("img => img.decode()")  # rejects when the SVG does not render
+    assert qr.evaluate("img => img.naturalWidth") > 0
+    totp = pyotp.TOTP(page.get_by_test_id("totp-secret").inner_text())
+    page.get_by_test_id("totp-code").fill("000000")
+    page.get_by_test_id("totp-confirm").click()
+    expect_status(page, "error", "invalid_code")
+    expect(page.get_by_test_id("auth-state")).to_have_text("Signed in")
+    page.get_by_test_id("totp-code").fill(totp.now())
+    page.get_by_test_id("totp-confirm").click()
+    expect_status(page, "ok", "Authenticator app set up")
+    expect(page.get_by_test_id("recovery-codes").locator("li")).to_have_count(10)
+
+    page.get_by_test_id("logout").click()
+    expect_status(page, "ok", "Logged out.")
+    page.get_by_test_id("login-email").fill(email)
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    expect_status(page, "info", "authenticator app")
+    assert not [c for c in context.cookies(servers.api) if c["name"].endswith("token_cookie")]
+    # The confirmation spent this step's code; the next step's is accepted.
+    page.get_by_test_id("second-factor-code").fill(totp.at(time.time() + 30))
+    page.get_by_test_id("second-factor-submit").click()
+    expect_status(page, "ok", "Logged in.")
+    expect(page.get_by_test_id("profile-email")).to_have_text(email)
+    expect(page.get_by_test_id("second-factor-form")).to_be_hidden()
+
+
+def _starts_with(prefix: str) -> Any:
+    import re
+
+    return re.compile("^" + re.escape(prefix))

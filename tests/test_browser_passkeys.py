@@ -157,3 +157,18 @@ def test_passkey_registration_discoverable_sign_in_and_clone_check(
     trail = fetch(page, f"{api}/api/v1/users/me/events", credentials="include")
     kinds = [event["event_type"] for event in trail["body"]["items"]]
     assert "passkey.clone_suspected" in kinds and "passkey.registered" in kinds, kinds
+
+    # A password login now needs a second factor (202); the passkey answers its challenge.
+    sign_out(page)
+    page.get_by_test_id("login-email").fill(email)
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("second-factor-form")).to_be_visible()
+    mark = recorder.mark()
+    sign_in_with_passkey(page)
+    expect_status(page, "ok", "Signed in with a passkey.")
+    expect(page.get_by_test_id("second-factor-form")).to_be_hidden()
+    verified = recorder.since(mark, "POST", "/authenticate/verify")
+    assert [e.status for e in verified] == [200]
+    sessions = fetch(page, f"{api}/api/v1/auth/sessions", credentials="include")["body"]
+    assert next(s for s in sessions if s["current"])["amr"] == ["pwd", "webauthn"]

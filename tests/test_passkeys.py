@@ -590,3 +590,19 @@ def test_the_account_export_lists_the_passkeys(
     export = client.get("/api/v1/users/me/export", headers=headers)
     assert export.status_code == 200
     assert export.json["passkeys"] == [created]
+
+
+def test_an_admin_removes_a_users_passkeys(
+    client: FlaskClient,
+    user: User,
+    headers: dict[str, str],
+    device: Authenticator,
+    admin_headers: dict[str, str],
+) -> None:
+    assert register_passkey(client, headers, device).status_code == 201
+    removed = client.delete(f"/api/v1/users/{user.id}/factors", headers=admin_headers)
+    assert removed.status_code == 204, removed.json
+    assert_problem(passkey_sign_in(client, device), 401, "passkey_refused")
+    signed_in = client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})
+    assert signed_in.status_code == 200  # no factor left to ask for
+    assert client.get(API, headers=bearer(signed_in.json["access_token"])).json == []

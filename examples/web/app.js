@@ -11,6 +11,8 @@ const API = (new URLSearchParams(location.search).get("api") || "http://localhos
   .replace(/\/+$/, "");
 
 let csrf = null;
+let challenge = null; // a login's second-factor challenge (202), until answered
+let pendingFactor = null; // the authenticator app being set up
 let refreshCsrf = null;
 let refreshing = null; // the refresh in flight, shared by every request that got a 401
 let generation = 0; // bumped whenever the tokens change, i.e. after every refresh
@@ -63,12 +65,25 @@ function refresh() {
   return refreshing;
 }
 
+// 401s about what the user typed, not about the session: no refresh, no sign-out.
+const INPUT_PROBLEMS = ["invalid_code", "invalid_challenge", "invalid_credentials"];
+
+async function aboutTheSession(response) {
+  const problem = await response.clone().json().catch(() => ({}));
+  return !INPUT_PROBLEMS.includes(problem.code);
+}
+
 /** Call the API; on 401 refresh once and retry. Returns the JSON body, throws ApiError. */
 async function api(path, { method = "GET", body, refreshOn401 = true } = {}) {
   const sentIn = generation;
   let response = await send(path, method, body);
   // A 401 to a request sent before the last refresh just retries with the new cookies.
-  if (response.status === 401 && refreshOn401 && (sentIn !== generation || (await refresh()))) {
+  if (
+    response.status === 401 &&
+    refreshOn401 &&
+    (await aboutTheSession(response)) &&
+    (sentIn !== generation || (await refresh()))
+  ) {
     response = await send(path, method, body);
   }
   const data = response.status === 204 ? null : await response.json().catch(() => ({}));
@@ -113,7 +128,7 @@ async function run(action) {
     await action();
   } catch (error) {
     showError(error);
-    if (error.status === 401) setSignedIn(false);
+    if (error.status === 401 && !INPUT_PROBLEMS.includes(error.code)) setSignedIn(false);
   }
 }
 
@@ -188,12 +203,82 @@ $("login-form").addEventListener("submit", (event) => {
   event.preventDefault();
   run(async () => {
     const body = { email: formValue("login-email"), password: $("login-password").value };
-    keepCsrf(
-      await api("/api/v1/auth/login?mode=cookie", { method: "POST", body, refreshOn401: false }),
-    );
+    const answer = await api("/api/v1/auth/login?mode=cookie", {
+      method: "POST",
+      body,
+      refreshOn401: false,
+    });
     $("login-password").value = "";
+    if (answer.challenge) {
+      // 202: the account has a second factor; no cookie yet until a code answers this.
+      challenge = answer.challenge;
+      $("second-factor-form").hidden = false;
+      $("second-factor-code").focus();
+      showStatus("Enter the code from your authenticator app.", "info");
+      return;
+    }
+    keepCsrf(answer);
     await loadAccount();
     showStatus("Logged in.", "ok");
+  });
+});
+
+$("second-factor-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  run(async () => {
+    const body = { challenge, code: formValue("second-factor-code") };
+    keepCsrf(
+      await api("/api/v1/auth/login/second-factor?mode=cookie", {
+        method: "POST",
+        body,
+        refreshOn401: false,
+      }),
+    );
+    challenge = null;
+    $("second-factor-code").value = "";
+    $("second-factor-form").hidden = true;
+    await loadAccount();
+    showStatus("Logged in.", "ok");
+  });
+});
+
+// ---- setting up an authenticator app ------------------------------------------------
+
+$("totp-start").addEventListener("click", () =>
+  run(async () => {
+    const enrolment = await api("/api/v1/auth/factors/totp", {
+      method: "POST",
+      body: { label: "Browser example" },
+    });
+    pendingFactor = enrolment.id;
+    // An <img> shows the SVG without running anything in it.
+    $("totp-qr").src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(enrolment.qr_svg)}`;
+    $("totp-secret").textContent = enrolment.secret;
+    $("totp-enrolment").hidden = false;
+    showStatus("Scan the code, then confirm with a code from the app.", "info");
+  }),
+);
+
+$("totp-confirm-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  run(async () => {
+    const { recovery_codes: codes } = await api(
+      `/api/v1/auth/factors/totp/${encodeURIComponent(pendingFactor)}/confirm`,
+      { method: "POST", body: { code: formValue("totp-code") } },
+    );
+    // Shown this once: the API keeps only their hashes.
+    $("recovery-codes").replaceChildren(
+      ...codes.map((code) => {
+        const item = document.createElement("li");
+        item.textContent = code;
+        return item;
+      }),
+    );
+    $("totp-enrolment").hidden = true;
+    $("totp-secret").textContent = "";
+    $("totp-code").value = "";
+    await loadSessions(); // confirming ended the other sessions
+    showStatus("Authenticator app set up. Keep the recovery codes: each works once.", "ok");
   });
 });
 

@@ -84,8 +84,11 @@ async function addPasskey() {
   showStatus("Passkey added.", "ok");
 }
 
-/** Sign in with a passkey: no email, the authenticator offers the passkeys it holds. */
-async function signInWithPasskey(challenge) {
+/**
+ * Sign in with a passkey: no email, the authenticator offers the passkeys it holds. After a
+ * password login answered 202, the passkey answers that login's challenge instead.
+ */
+async function signInWithPasskey() {
   const start = challenge ? { challenge } : {};
   const started = await api("/api/v1/auth/passkeys/authenticate/options", {
     method: "POST",
@@ -103,13 +106,15 @@ async function signInWithPasskey(challenge) {
       refreshOn401: false,
     }),
   );
+  challenge = null; // app.js: the login's challenge, now answered
+  $("second-factor-form").hidden = true;
   await loadAccount();
   await loadPasskeys();
   showStatus("Signed in with a passkey.", "ok");
 }
 
 $("add-passkey").addEventListener("click", () => run(addPasskey));
-$("passkey-sign-in").addEventListener("click", () => run(() => signInWithPasskey()));
+$("passkey-sign-in").addEventListener("click", () => run(signInWithPasskey));
 $("load-passkeys").addEventListener("click", () =>
   run(async () => {
     await loadPasskeys();

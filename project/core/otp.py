@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import secrets
 import time
 import uuid
@@ -36,8 +37,10 @@ def provisioning_uri(secret: str, *, account: str, issuer: str) -> str:
 
 
 def qr_svg(uri: str) -> str:
-    """The URI as a QR code, an SVG document."""
-    return str(segno.make(uri, error="m").svg_inline(scale=4))
+    """The URI as a QR code: a standalone SVG document (usable as an <img> source)."""
+    buffer = io.BytesIO()
+    segno.make(uri, error="m").save(buffer, kind="svg", xmldecl=False, scale=4, nl=False)
+    return buffer.getvalue().decode()
 
 
 def current_step(now: float | None = None) -> int:

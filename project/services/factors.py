@@ -2,8 +2,8 @@
 
 A code is six digits from an authenticator app (TOTP) or a recovery code. Every check is
 charged to the account before it runs, like a password guess (project.services.throttle):
-past FREE_FAILURES consecutive wrong codes the account waits 1, 2, 4 … seconds, up to
-LOGIN_BACKOFF_CAP_ACCOUNT, whichever challenge or session the codes come from.
+after five wrong codes in a row the account waits 1, 2, 4 … seconds before each next one,
+up to LOGIN_BACKOFF_CAP_ACCOUNT, whichever challenge or session the codes come from.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from project.services import audit
 
 # The amr values that prove a second factor; a passkey alone counts as two.
 SECOND_FACTORS = frozenset({"otp", "recovery", "webauthn"})
-FREE_FAILURES = 5
+# The attempt store locks once a counter passes ``free``: the sixth guess waits.
+FREE_FAILURES = 4
 WINDOW = 24 * 3600
 
 

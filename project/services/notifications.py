@@ -95,3 +95,8 @@ def account_exists(*, to: str) -> None:
         subject="You already have an account",
         link=f"{current_settings().FRONTEND_URL}/login",
     )
+
+
+def factors_removed(*, to: str) -> None:
+    """Tell the owner that an admin removed the account's second factors."""
+    _send("factors_removed", to=to, subject="Your sign-in factors were removed")

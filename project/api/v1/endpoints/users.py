@@ -10,7 +10,7 @@ from flask_jwt_extended import current_user, get_current_user
 
 from project.api.arguments import Blueprint
 from project.api.auth import admin_required, auth_required, current_session_id
-from project.api.ratelimits import password_limit
+from project.api.ratelimits import ends_sessions, password_limit
 from project.models import User
 from project.schemas.audit import (
     AccountExportSchema,
@@ -27,7 +27,7 @@ from project.schemas.users import (
     UserPageSchema,
     UserSchema,
 )
-from project.services import audit, users
+from project.services import audit, totp, users
 from project.services.audit import EventPage
 from project.services.users import UserPage
 
@@ -179,6 +179,20 @@ def delete_user(user_id: uuid.UUID) -> None:
     Admins only. The user's sessions end at once; the audit trail keeps its events.
     """
     users.admin_delete(user_id=user_id)
+
+
+@blp.route("/<uuid:user_id>/factors", methods=["DELETE"])
+@ends_sessions
+@admin_required
+@blp.response(204)
+@blp.alt_response(404, response="NOT_FOUND", description="`not_found`")
+def remove_user_factors(user_id: uuid.UUID) -> None:
+    """Remove every second factor of a user, e.g. after a lost phone.
+
+    Admins only. Removes the user's authenticator apps, recovery codes and passkeys, ends the
+    user's sessions, records the admin in the audit trail and mails the user.
+    """
+    totp.admin_remove_all(user_id=user_id)
 
 
 @blp.route("/me/export", methods=["GET"])
