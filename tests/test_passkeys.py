@@ -15,7 +15,8 @@ from project.extensions import db
 from project.models import User, WebAuthnChallenge
 from project.models.types import utcnow
 from tests.authenticator import Authenticator, b64url, unb64url
-from tests.conftest import PASSWORD, assert_problem, bearer
+from tests.conftest import PASSWORD, assert_problem, bearer, is_postgres
+from tests.test_races import race
 
 ORIGIN = "https://app.example.com"  # FRONTEND_URL of the suite: RP id and origin derive from it
 API = "/api/v1/auth/passkeys"
@@ -606,3 +607,33 @@ def test_an_admin_removes_a_users_passkeys(
     signed_in = client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})
     assert signed_in.status_code == 200  # no factor left to ask for
     assert client.get(API, headers=bearer(signed_in.json["access_token"])).json == []
+
+
+@pytest.mark.skipif(not is_postgres(), reason="needs PostgreSQL's row locks")
+def test_concurrent_answers_pass_once(
+    app: Flask, client: FlaskClient, headers: dict[str, str], device: Authenticator
+) -> None:
+    """One ceremony answered twice at once, and two answers bearing one counter value at once:
+    one sign-in each time, the other refused."""
+    assert register_passkey(client, headers, device).status_code == 201
+    for _ in range(10):
+        started = client.post(f"{API}/authenticate/options", json={}).json
+        body = {"ceremony": started["ceremony"], "credential": device.get(started["options"])}
+        answers = race(app, *[lambda c, b=body: c.post(f"{API}/authenticate/verify", json=b)] * 2)
+        assert sorted(a.status_code for a in answers) == [200, 400], [a.json for a in answers]
+
+        # A copy of the passkey signing with the same counter as the original, at once.
+        first = client.post(f"{API}/authenticate/options", json={}).json
+        second = client.post(f"{API}/authenticate/options", json={}).json
+        device.counts = False
+        device.credentials[0].sign_count += 1
+        bodies = [
+            {"ceremony": started["ceremony"], "credential": device.get(started["options"])}
+            for started in (first, second)
+        ]
+        device.counts = True
+        answers = race(
+            app, *[lambda c, b=b: c.post(f"{API}/authenticate/verify", json=b) for b in bodies]
+        )
+        codes = sorted((a.status_code, (a.json or {}).get("code", "")) for a in answers)
+        assert codes == [(200, ""), (401, "passkey_clone_suspected")], codes

@@ -307,21 +307,25 @@ def verify_assertion(
         )
     except MALFORMED as exc:
         raise _refuse(_reason(exc), user_id=passkey.user_id) from None
-    stored = passkey.sign_count
-    if (stored or verified.new_sign_count) and verified.new_sign_count <= stored:
+    stored, presented = passkey.sign_count, verified.new_sign_count
+    went_back = bool(stored or presented) and presented <= stored
+    # The UPDATE is conditional on the counter read: a sign-in that moved it meanwhile
+    # (possible where rows are not locked, as on SQLite) makes this one the copy.
+    if went_back or not passkeys.advance_counter(
+        passkey.id, seen=stored, new=presented, now=utcnow()
+    ):
         audit.record_now(
             AuditEventType.PASSKEY_CLONE_SUSPECTED,
             user_id=passkey.user_id,
             details={
                 "passkey_id": str(passkey.id),
                 "stored_count": stored,
-                "presented_count": verified.new_sign_count,
+                "presented_count": presented,
             },
         )
         raise errors.PasskeyCloneSuspected(
             "This passkey's signature counter went back: the authenticator may be a copy."
         )
-    passkeys.advance_counter(passkey.id, seen=stored, new=verified.new_sign_count, now=utcnow())
     user = db.session.get(User, passkey.user_id)
     if user is None:
         raise _refuse("unknown credential")
