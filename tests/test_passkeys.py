@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
+from config import ConfigError, load_settings
 from project.extensions import db
 from project.models import User, WebAuthnChallenge
 from project.models.types import utcnow
@@ -637,3 +638,35 @@ def test_concurrent_answers_pass_once(
         )
         codes = sorted((a.status_code, (a.json or {}).get("code", "")) for a in answers)
         assert codes == [(200, ""), (401, "passkey_clone_suspected")], codes
+
+
+def test_the_relying_party_derives_from_the_frontend() -> None:
+    settings = load_settings({"FRONTEND_URL": "https://app.example.com:8443/welcome"})
+    assert settings.WEBAUTHN_RP_ID == "app.example.com"
+    assert settings.WEBAUTHN_ORIGINS == ("https://app.example.com:8443",)
+    assert load_settings({}).WEBAUTHN_RP_ID == "localhost"  # FRONTEND_URL's development default
+    listed = load_settings(
+        {
+            "WEBAUTHN_RP_ID": "example.com",
+            "WEBAUTHN_ORIGINS": "https://a.example.com,https://example.com",
+        }
+    )
+    assert listed.WEBAUTHN_ORIGINS == ("https://a.example.com", "https://example.com")
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"WEBAUTHN_RP_ID": "example.com", "WEBAUTHN_ORIGINS": "https://evil.net"}, "not within"),
+        (
+            {"WEBAUTHN_RP_ID": "example.com", "WEBAUTHN_ORIGINS": "https://badexample.com"},
+            "not within",
+        ),
+        ({"WEBAUTHN_ORIGINS": "https://*.example.com"}, "exact origins"),
+        ({"WEBAUTHN_CHALLENGE_TTL": "5"}, "between"),
+    ],
+)
+def test_passkey_settings_are_checked(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ)
+    assert message in str(refused.value)
