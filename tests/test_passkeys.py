@@ -670,3 +670,16 @@ def test_passkey_settings_are_checked(environ: dict[str, str], message: str) -> 
     with pytest.raises(ConfigError) as refused:
         load_settings(environ)
     assert message in str(refused.value)
+
+
+def test_a_deleted_account_takes_its_passkeys_along(
+    client: FlaskClient, headers: dict[str, str], device: Authenticator
+) -> None:
+    assert register_passkey(client, headers, device).status_code == 201
+    # Deleting the account lowers protection: the password-only session may not.
+    refused = client.delete("/api/v1/users/me", headers=headers, json={"password": PASSWORD})
+    assert_problem(refused, 403, "step_up_required")
+    fresh = bearer(passkey_sign_in(client, device).json["access_token"])
+    deleted = client.delete("/api/v1/users/me", headers=fresh, json={"password": PASSWORD})
+    assert deleted.status_code == 204, deleted.json
+    assert_problem(passkey_sign_in(client, device), 401, "passkey_refused")
