@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import marshmallow as ma
 from dotenv import dotenv_values
@@ -335,6 +336,7 @@ TOKENS = "Tokens and sessions"
 ABUSE = "Passwords and abuse protection"
 MAIL = "Mail, verification and audit"
 SERVER = "Logging and server"
+PASSKEYS = "Passkeys (WebAuthn)"
 FACTORS = "Second factors"
 
 
@@ -352,6 +354,15 @@ def _web_threads(values: Mapping[str, Any]) -> int:
 def _forwarded_allow_ips(values: Mapping[str, Any]) -> str:
     # Trust X-Forwarded-Proto only when the app trusts proxies for X-Forwarded-For too.
     return "*" if values["TRUSTED_PROXIES"] else "127.0.0.1"
+
+
+def _webauthn_rp_id(values: Mapping[str, Any]) -> str:
+    return urlsplit(values["FRONTEND_URL"] or "").hostname or "localhost"
+
+
+def _webauthn_origins(values: Mapping[str, Any]) -> tuple[str, ...]:
+    parts = urlsplit(values["FRONTEND_URL"] or "")
+    return (f"{parts.scheme}://{parts.netloc}",) if parts.netloc else ()
 
 
 def _mfa_keys(values: Mapping[str, Any]) -> tuple[str, ...]:
@@ -580,6 +591,22 @@ class Settings:
         minimum=1, maximum=MAX_RETENTION_DAYS,
     )  # fmt: skip
 
+    WEBAUTHN_RP_ID: str = setting(
+        PASSKEYS, "relying party id: the domain passkeys are bound to", Text, _webauthn_rp_id,
+        shown="the host of FRONTEND_URL",
+    )  # fmt: skip
+    WEBAUTHN_RP_NAME: str = setting(
+        PASSKEYS, "the name authenticators show for this service", Text, "Warden"
+    )
+    WEBAUTHN_ORIGINS: tuple[str, ...] = setting(
+        PASSKEYS, "origins whose pages may run a passkey ceremony", Origins, _webauthn_origins,
+        shown="the origin of FRONTEND_URL",
+    )  # fmt: skip
+    WEBAUTHN_CHALLENGE_TTL: int = setting(
+        PASSKEYS, "lifetime of a passkey ceremony's challenge, seconds", Integer, 300,
+        minimum=30, maximum=3_600,
+    )  # fmt: skip
+
     SIGN_IN_CHALLENGE_TTL: int = setting(
         FACTORS, "seconds a sign-in waits for its second factor", Integer, 300,
         minimum=30, maximum=3600,
@@ -599,6 +626,7 @@ class Settings:
     ADMIN_REQUIRE_SECOND_FACTOR: bool = setting(
         FACTORS, "admin routes refuse a session that did not pass a second factor", Flag, False,
     )  # fmt: skip
+
     LOG_LEVEL: str = setting(
         SERVER, "log level", Choice, "INFO",
         choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), case="upper",
@@ -743,6 +771,18 @@ def _cross_checks(
         yield "COOKIE_SAMESITE", "None needs COOKIE_SECURE=true"
     if values["MAIL_BACKEND"] == "smtp" and not values["MAIL_SERVER"]:
         yield "MAIL_SERVER", "required when MAIL_BACKEND is smtp"
+    yield from _passkey_checks(values)
+
+
+def _passkey_checks(values: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Every passkey origin must lie within the relying party id, or no ceremony succeeds."""
+    if not values["FRONTEND_URL"] and not (values["WEBAUTHN_RP_ID"] and values["WEBAUTHN_ORIGINS"]):
+        return  # FRONTEND_URL is reported missing already
+    rp_id = values["WEBAUTHN_RP_ID"] or _webauthn_rp_id(values)
+    for origin in values["WEBAUTHN_ORIGINS"] or _webauthn_origins(values):
+        host = urlsplit(origin).hostname or ""
+        if host != rp_id and not host.endswith("." + rp_id):
+            yield "WEBAUTHN_ORIGINS", f"{origin} is not within WEBAUTHN_RP_ID {rp_id!r}"
 
 
 def _weak_secret(name: str, value: str) -> Iterator[tuple[str, str]]:

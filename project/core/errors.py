@@ -118,6 +118,20 @@ RefreshTokenReused = error(
     "A refresh token was presented again after rotation; the whole session was revoked.",
     challenge=REFUSED_TOKEN,
 )
+PasskeyRefused = error(
+    "passkey_refused",
+    401,
+    "Passkey refused",
+    "The passkey sign-in could not be verified: unknown passkey, wrong origin or relying party,"
+    " bad signature, or no user verification; which one is not said.",
+)
+PasskeyCloneSuspected = error(
+    "passkey_clone_suspected",
+    401,
+    "Passkey counter went back",
+    "The authenticator's signature counter did not advance past the one last seen: it may be"
+    " a copy of the passkey. Sign-in is refused and the event audited.",
+)
 InvalidChallenge = error(
     "invalid_challenge",
     401,
@@ -146,6 +160,19 @@ CsrfFailed = error(
     "CSRF check failed",
     "A cookie-authenticated unsafe request lacks a matching X-CSRF-TOKEN header.",
 )
+InvalidCeremony = error(
+    "invalid_ceremony",
+    400,
+    "Invalid passkey ceremony",
+    "The passkey ceremony is unknown, already answered or expired; start again.",
+)
+PasskeyInvalid = error(
+    "passkey_invalid",
+    400,
+    "Passkey not verified",
+    "The new passkey's response could not be verified (wrong origin or relying party, no user"
+    " verification, malformed).",
+)
 StepUpRequired = error(
     "step_up_required",
     403,
@@ -164,6 +191,9 @@ MethodNotAllowed = error(
     "method_not_allowed", 405, "Method not allowed", "The resource does not support this method."
 )
 EmailTaken = error("email_taken", 409, "Email taken", "An account with this email exists.")
+PasskeyExists = error(
+    "passkey_exists", 409, "Passkey exists", "This passkey is registered already."
+)
 LastAdmin = error(
     "last_admin",
     409,

@@ -3,6 +3,7 @@
 from project.models.audit_event import AuditEvent, AuditEventType
 from project.models.factor import RecoveryCode, TotpFactor
 from project.models.one_time_token import OneTimeToken, TokenPurpose
+from project.models.passkey import CeremonyKind, Passkey, WebAuthnChallenge
 from project.models.session import LogoutScope, Session
 from project.models.sign_in_challenge import SignInChallenge
 from project.models.user import Role, User
@@ -10,8 +11,10 @@ from project.models.user import Role, User
 __all__ = [
     "AuditEvent",
     "AuditEventType",
+    "CeremonyKind",
     "LogoutScope",
     "OneTimeToken",
+    "Passkey",
     "RecoveryCode",
     "Role",
     "Session",
@@ -19,4 +22,5 @@ __all__ = [
     "TokenPurpose",
     "TotpFactor",
     "User",
+    "WebAuthnChallenge",
 ]

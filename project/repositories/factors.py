@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, exists, select, update
 
-from project.models import RecoveryCode, TotpFactor
+from project.models import Passkey, RecoveryCode, TotpFactor
 from project.repositories.base import BaseRepository
 
 
@@ -113,7 +113,10 @@ class FactorQueries(BaseRepository[TotpFactor]):
         """Which kinds of factor the user holds, asked in one statement."""
         totp = exists().where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.isnot(None))
         recovery = exists().where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))
-        has_totp, has_recovery = self.session.execute(
-            select(totp.label("totp"), recovery.label("recovery"))
+        passkey = exists().where(Passkey.user_id == user_id)
+        held = self.session.execute(
+            select(totp.label("totp"), recovery.label("recovery"), passkey.label("webauthn"))
         ).one()
-        return [kind for kind, held in (("totp", has_totp), ("recovery", has_recovery)) if held]
+        return [
+            kind for kind, has in zip(("totp", "recovery", "webauthn"), held, strict=True) if has
+        ]

@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from project.models import AuditEventType
 from project.schemas.fields import Cursor, UTCDateTimeField
+from project.schemas.passkeys import PasskeySchema
 from project.schemas.users import UserSchema
 
 
@@ -83,6 +84,7 @@ class AccountExportSchema(Schema):
 
     profile = fields.Nested(UserSchema, required=True)
     sessions = fields.Nested(ExportSessionSchema, many=True, required=True)
+    passkeys = fields.Nested(PasskeySchema, many=True, required=True)
     security_events = fields.Nested(EventSchema, many=True, required=True)
 
 

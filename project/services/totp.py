@@ -19,6 +19,7 @@ from project.models import AuditEventType, RecoveryCode, TotpFactor, User
 from project.models.types import utcnow
 from project.repositories import UserRepository
 from project.repositories.factors import RecoveryCodeRepository, TotpFactorRepository
+from project.repositories.passkeys import PasskeyRepository
 from project.services import assurance, audit, factors, notifications
 from project.services.sessions import end_sessions, publish_revocations
 
@@ -218,11 +219,12 @@ def admin_remove_all(*, user_id: uuid.UUID) -> None:
         raise errors.NotFound("No user with this id.")
     removed = TotpFactorRepository().delete_for_user(user.id)
     RecoveryCodeRepository().delete_for_user(user.id)
+    passkeys = PasskeyRepository().delete_for_user(user.id)
     revoked = end_sessions(user.id)
     audit.record(
         AuditEventType.FACTORS_REMOVED_BY_ADMIN,
         user_id=user.id,
-        details={"totp_factors": removed, "sessions_ended": len(revoked)},
+        details={"totp_factors": removed, "passkeys": passkeys, "sessions_ended": len(revoked)},
     )
     db.session.commit()
     publish_revocations(revoked, cause="factors_removed")

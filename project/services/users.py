@@ -15,6 +15,7 @@ from project.core.settings import current_settings
 from project.extensions import db
 from project.models import AuditEventType, Role, User
 from project.repositories import SessionRepository, UserFilters, UserRepository
+from project.repositories.passkeys import PasskeyRepository
 from project.services import (
     assurance,
     audit,
@@ -258,6 +259,7 @@ class AccountExport:
 
     profile: User
     sessions: list[Any]
+    passkeys: list[Any]
     security_events: Iterator[Sequence[RowMapping]]  # read as it is sent, in batches
 
 
@@ -267,5 +269,6 @@ def export_account(*, user_id: uuid.UUID) -> AccountExport:
     return AccountExport(
         profile=user,
         sessions=SessionRepository().all_for_user(user.id),
+        passkeys=PasskeyRepository().for_user(user.id),
         security_events=audit.stream_events_for(user.id),
     )

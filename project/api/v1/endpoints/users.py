@@ -189,8 +189,8 @@ def delete_user(user_id: uuid.UUID) -> None:
 def remove_user_factors(user_id: uuid.UUID) -> None:
     """Remove every second factor of a user, e.g. after a lost phone.
 
-    Admins only. Removes the user's authenticator apps and recovery codes, ends the user's
-    sessions, records the admin in the audit trail and mails the user.
+    Admins only. Removes the user's authenticator apps, recovery codes and passkeys, ends the
+    user's sessions, records the admin in the audit trail and mails the user.
     """
     totp.admin_remove_all(user_id=user_id)
 
