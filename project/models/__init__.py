@@ -1,6 +1,7 @@
 """ORM models; importing this package registers every table on the metadata."""
 
 from project.models.audit_event import AuditEvent, AuditEventType
+from project.models.identity import Identity
 from project.models.one_time_token import OneTimeToken, TokenPurpose
 from project.models.session import LogoutScope, Session
 from project.models.user import Role, User
@@ -8,6 +9,7 @@ from project.models.user import Role, User
 __all__ = [
     "AuditEvent",
     "AuditEventType",
+    "Identity",
     "LogoutScope",
     "OneTimeToken",
     "Role",

@@ -36,6 +36,10 @@ class AuditEventType(enum.StrEnum):
     ROLE_CHANGED = "role.changed"
     USER_DEACTIVATED = "user.deactivated"
     USER_DELETED = "user.deleted"
+    IDENTITY_LINKED = "identity.linked"
+    IDENTITY_UNLINKED = "identity.unlinked"
+    IDENTITY_REFUSED = "identity.refused"
+    EMAIL_SIGNIN_SENT = "email_signin.sent"
 
 
 class AuditEvent(Base):
