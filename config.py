@@ -299,6 +299,21 @@ class OidcProviders(ma.fields.String):
             raise ma.ValidationError(str(exc)) from None
 
 
+class Secrets(ma.fields.String):
+    """Comma-separated secrets, each at least MIN_SECRET_BYTES long; the first is current."""
+
+    label: ClassVar[str] = "list of secrets"
+
+    def _deserialize(self, value: Any, *args: Any, **kwargs: Any) -> tuple[str, ...]:  # type: ignore[override]
+        text = super()._deserialize(value, *args, **kwargs)
+        items = tuple(item.strip() for item in text.split(",") if item.strip())
+        if not items:
+            raise ma.ValidationError("holds no key")
+        if any(len(item.encode()) < MIN_SECRET_BYTES for item in items):
+            raise ma.ValidationError(f"every key must be at least {MIN_SECRET_BYTES} bytes")
+        return items
+
+
 PARSERS: tuple[type[ma.fields.Field[Any]], ...] = (
     Text,
     Integer,
@@ -311,6 +326,7 @@ PARSERS: tuple[type[ma.fields.Field[Any]], ...] = (
     RateLimit,
     JwkSet,
     OidcProviders,
+    Secrets,
 )
 
 
@@ -383,6 +399,7 @@ ABUSE = "Passwords and abuse protection"
 MAIL = "Mail, verification and audit"
 SIGNIN = "Identity providers and emailed sign-in"
 SERVER = "Logging and server"
+FACTORS = "Second factors"
 
 
 def _web_concurrency(values: Mapping[str, Any]) -> int:
@@ -399,6 +416,11 @@ def _web_threads(values: Mapping[str, Any]) -> int:
 def _forwarded_allow_ips(values: Mapping[str, Any]) -> str:
     # Trust X-Forwarded-Proto only when the app trusts proxies for X-Forwarded-For too.
     return "*" if values["TRUSTED_PROXIES"] else "127.0.0.1"
+
+
+def _mfa_keys(values: Mapping[str, Any]) -> tuple[str, ...]:
+    # Outside production the Flask secret stands in, so development needs no extra setup.
+    return (str(values["SECRET_KEY"]),)
 
 
 def _prometheus_dir(values: Mapping[str, Any]) -> str:
@@ -653,6 +675,25 @@ class Settings:
         minimum=60, maximum=3_600,
     )  # fmt: skip
 
+    SIGN_IN_CHALLENGE_TTL: int = setting(
+        FACTORS, "seconds a sign-in waits for its second factor", Integer, 300,
+        minimum=30, maximum=3600,
+    )  # fmt: skip
+    STEP_UP_MAX_AGE: int = setting(
+        FACTORS, "seconds a proved second factor counts for lowering protection", Integer, 900,
+        minimum=60, maximum=MAX_SECONDS,
+    )  # fmt: skip
+    MFA_ENCRYPTION_KEYS: tuple[str, ...] = setting(
+        FACTORS, "keys encrypting TOTP secrets at rest, comma-separated; the first encrypts",
+        Secrets, _mfa_keys, production=REQUIRED, secret=True,
+        shown="derived from SECRET_KEY (required in production)",
+    )  # fmt: skip
+    MFA_ISSUER: str = setting(
+        FACTORS, "the issuer authenticator apps show next to the account", Text, "Warden"
+    )
+    ADMIN_REQUIRE_SECOND_FACTOR: bool = setting(
+        FACTORS, "admin routes refuse a session that did not pass a second factor", Flag, False,
+    )  # fmt: skip
     LOG_LEVEL: str = setting(
         SERVER, "log level", Choice, "INFO",
         choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), case="upper",
@@ -787,7 +828,7 @@ def _cross_checks(
     if app_env == "production":
         for name, declaration in DECLARATIONS.items():
             strong = declaration.secret and declaration.default_for(app_env) is REQUIRED
-            if strong and values[name]:
+            if strong and isinstance(values[name], str):
                 yield from _weak_secret(name, values[name])
         if values["MAIL_BACKEND"] == "console":
             # The console backend logs message bodies, reset links included.

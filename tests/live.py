@@ -42,6 +42,7 @@ def production_env(database_url: str, **overrides: str) -> dict[str, str]:
         "APP_ENV": "production",
         "SECRET_KEY": "k" * 40,
         "JWT_SECRET_KEY": "j" * 40,
+        "MFA_ENCRYPTION_KEYS": "m" * 40,
         "DATABASE_URL": database_url,
         "BCRYPT_ROUNDS": "4",
         "HOST": "127.0.0.1",

@@ -213,6 +213,7 @@ def test_every_bad_setting_is_reported_together_one_line_each() -> None:
         "  RATELIMIT_LOGIN: is not a valid limit, e.g. '10 per minute'",
         "  MAIL_SERVER: required when MAIL_BACKEND is smtp",
         "  FRONTEND_URL: required in production",
+        "  MFA_ENCRYPTION_KEYS: required in production",
         "  PORT: must be an integer, got 'eighty'",
     ]
     assert set(refused.value.problems) == {
@@ -226,6 +227,7 @@ def test_production_accepts_strong_secrets() -> None:
             "APP_ENV": "production",
             "SECRET_KEY": STRONG,
             "JWT_SECRET_KEY": "j" * 40,
+            "MFA_ENCRYPTION_KEYS": "m" * 40,
             "MAIL_SERVER": "smtp.example.com",
             "FRONTEND_URL": "https://app.example.com",
         }
@@ -241,6 +243,7 @@ def test_production_refuses_the_development_placeholder(name: str) -> None:
         "APP_ENV": "production",
         "SECRET_KEY": STRONG,
         "JWT_SECRET_KEY": "j" * 40,
+        "MFA_ENCRYPTION_KEYS": "m" * 40,
         "MAIL_SERVER": "smtp.example.com",
         "FRONTEND_URL": "https://app.example.com",
         name: DEVELOPMENT_SECRET,
@@ -271,6 +274,7 @@ def test_gunicorn_refuses_to_start_naming_every_problem() -> None:
         "  JWT_SECRET_KEY: required in production",
         "  MAIL_SERVER: required when MAIL_BACKEND is smtp",
         "  FRONTEND_URL: required in production",
+        "  MFA_ENCRYPTION_KEYS: required in production",
     ]
 
 
@@ -326,11 +330,12 @@ def test_flask_commands_refuse_bad_config_naming_every_problem(command: list[str
         check=False,
     )
     assert result.returncode != 0
-    assert result.stderr.splitlines()[-4:] == [
+    assert result.stderr.splitlines()[-5:] == [
         "warden: configuration error:",
         "  JWT_SECRET_KEY: required in production",
         "  MAIL_SERVER: required when MAIL_BACKEND is smtp",
         "  FRONTEND_URL: required in production",
+        "  MFA_ENCRYPTION_KEYS: required in production",
     ]
     assert "Traceback" not in result.stderr
 
@@ -364,6 +369,7 @@ def test_dotenv_is_ignored_outside_development(tmp_path: Path, app_env: str) -> 
         "APP_ENV": app_env,
         "SECRET_KEY": STRONG,
         "JWT_SECRET_KEY": STRONG,
+        "MFA_ENCRYPTION_KEYS": STRONG,
         "MAIL_SERVER": "smtp.example.com",
         "FRONTEND_URL": "https://app.example.com",
     }

@@ -245,6 +245,7 @@ def test_key_set_configuration_is_validated(tmp_path: Any) -> None:
         "APP_ENV": "production",
         "SECRET_KEY": "s" * 32,
         "JWT_SIGNING_KEYS": json.dumps({"keys": [good]}),
+        "MFA_ENCRYPTION_KEYS": "m" * 32,
         "MAIL_SERVER": "smtp.example.com",
         "FRONTEND_URL": "https://app.example.com",
     }

@@ -50,7 +50,17 @@ def test_list_sessions_marks_the_current_one(
     assert [item["user_agent"] for item in items] == ["Laptop/2.0", "Phone/1.0"]
     assert [item["current"] for item in items] == [True, False]
     assert all(item["ip"] == "127.0.0.1" for item in items)
-    assert set(items[0]) == {"id", "created_at", "last_used_at", "ip", "user_agent", "current"}
+    assert set(items[0]) == {
+        "id",
+        "created_at",
+        "last_used_at",
+        "ip",
+        "user_agent",
+        "current",
+        "amr",
+        "auth_time",
+    }
+    assert items[0]["amr"] == ["pwd"] and items[0]["auth_time"] == items[0]["created_at"]
     assert (
         client.post("/api/v1/auth/logout", headers=bearer(phone["access_token"])).status_code == 204
     )

@@ -37,6 +37,7 @@ from project.schemas.auth import BearerTokensSchema, CookieTokensSchema
 from project.services import access
 from project.services.access import claimed_ids
 from project.services.client import ClientInfo
+from project.services.factors import proves_second_factor
 
 # The cookie that holds a browser's device token (see project.services.throttle).
 DEVICE_COOKIE = "warden_device"
@@ -145,6 +146,12 @@ def admin_required(view: F) -> F:
         verify_jwt_in_request()
         if not current_user.is_admin:
             raise errors.Forbidden("This operation needs the admin role.")
+        if current_settings().ADMIN_REQUIRE_SECOND_FACTOR and not proves_second_factor(
+            get_jwt().get("amr") or ["pwd"]
+        ):
+            raise errors.SecondFactorRequired(
+                "Admin operations need a session that passed a second factor."
+            )
         return view(*args, **kwargs)
 
     setattr(wrapper, CHECKS_ACCESS_TOKEN, True)

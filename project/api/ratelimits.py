@@ -62,6 +62,8 @@ register_limit = limit("RATELIMIT_REGISTER", hashes_passwords=True)
 refresh_limit = limit("RATELIMIT_REFRESH")
 password_limit = limit("RATELIMIT_PASSWORD", hashes_passwords=True)
 email_limit = limit("RATELIMIT_EMAIL")
+# Second-factor codes are guessed per IP at the login rate (and per account, in the service).
+code_limit = limit("RATELIMIT_LOGIN")
 
 
 def ends_sessions(view: Any) -> Any:

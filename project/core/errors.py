@@ -118,6 +118,18 @@ RefreshTokenReused = error(
     "A refresh token was presented again after rotation; the whole session was revoked.",
     challenge=REFUSED_TOKEN,
 )
+InvalidChallenge = error(
+    "invalid_challenge",
+    401,
+    "Invalid sign-in challenge",
+    "The sign-in challenge is unknown, expired, used, or ended by five wrong codes; sign in again.",
+)
+InvalidCode = error(
+    "invalid_code",
+    401,
+    "Invalid code",
+    "The authenticator or recovery code is wrong, or was used already.",
+)
 AccountDisabled = error(
     "account_disabled", 403, "Account disabled", "The account was deactivated by an admin."
 )
@@ -133,6 +145,19 @@ CsrfFailed = error(
     403,
     "CSRF check failed",
     "A cookie-authenticated unsafe request lacks a matching X-CSRF-TOKEN header.",
+)
+StepUpRequired = error(
+    "step_up_required",
+    403,
+    "Step-up required",
+    "The account has a second factor and this session did not prove one within"
+    " STEP_UP_MAX_AGE seconds; prove it (POST /auth/step-up) and retry.",
+)
+SecondFactorRequired = error(
+    "second_factor_required",
+    403,
+    "Second factor required",
+    "ADMIN_REQUIRE_SECOND_FACTOR is on and this admin session did not pass a second factor.",
 )
 NotFound = error("not_found", 404, "Not found", "No such resource.")
 MethodNotAllowed = error(
@@ -181,6 +206,12 @@ LoginThrottled = error(
     "Too many failed logins for this account, device or address; `Retry-After` says when to"
     " try again. A device that signed in before passes an account-wide lock; refused unknown"
     " devices make Warden mail the owner an unlock link.",
+)
+SecondFactorThrottled = error(
+    "second_factor_throttled",
+    429,
+    "Second factor throttled",
+    "Too many wrong codes for this account; `Retry-After` says when to try again.",
 )
 HashingBusy = error(
     "hashing_busy",

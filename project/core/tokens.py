@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask_jwt_extended import create_access_token, create_refresh_token
 
@@ -32,13 +33,24 @@ def issue_token_pair(
     token_version: int,
     access_ttl: int,
     refresh_ttl: int,
+    amr: Sequence[str] = ("pwd",),
+    auth_time: datetime | None = None,
 ) -> TokenPair:
-    """Sign an access token and a refresh token bound to one session."""
+    """Sign an access token and a refresh token bound to one session.
+
+    The access token says how (``amr``) and when (``auth_time``, epoch seconds) its session
+    was authenticated, as OpenID Connect's ID tokens do.
+    """
     sid = str(session_id)
     access = create_access_token(
         identity=str(user_id),
         expires_delta=timedelta(seconds=access_ttl),
-        additional_claims={"sid": sid, "ver": token_version},
+        additional_claims={
+            "sid": sid,
+            "ver": token_version,
+            "amr": list(amr),
+            "auth_time": int((auth_time or datetime.now(UTC)).timestamp()),
+        },
     )
     refresh = create_refresh_token(
         identity=str(user_id),

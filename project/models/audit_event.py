@@ -40,6 +40,16 @@ class AuditEventType(enum.StrEnum):
     IDENTITY_UNLINKED = "identity.unlinked"
     IDENTITY_REFUSED = "identity.refused"
     EMAIL_SIGNIN_SENT = "email_signin.sent"
+    SECOND_FACTOR_REQUIRED = "login.second_factor_required"
+    SECOND_FACTOR_FAILED = "login.second_factor_failed"
+    SECOND_FACTOR_THROTTLED = "login.second_factor_throttled"
+    STEP_UP = "session.step_up"
+    TOTP_ENROLMENT_STARTED = "totp.enrolment_started"
+    TOTP_ENABLED = "totp.enabled"
+    TOTP_REMOVED = "totp.removed"
+    RECOVERY_CODES_GENERATED = "recovery_codes.generated"
+    RECOVERY_CODE_USED = "recovery_codes.used"
+    FACTORS_REMOVED_BY_ADMIN = "factors.removed_by_admin"
 
 
 class AuditEvent(Base):

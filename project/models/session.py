@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, Uuid
+from sqlalchemy import JSON, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from project.extensions import Base
@@ -43,6 +43,10 @@ class Session(Base):
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip: Mapped[str | None] = mapped_column(String(45))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # How the session was authenticated (RFC 8176 style: pwd, otp, recovery, webauthn, ...)
+    # and when a factor was last proved for it; access tokens carry both.
+    amr: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["pwd"])
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="sessions")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select, update
 
@@ -34,16 +35,25 @@ _ROTATE = (
     )
     .execution_options(synchronize_session=False)
 )
-# PostgreSQL checks the user and returns it in the same statement.
+# PostgreSQL checks the user and returns it in the same statement, with how and when the
+# session was authenticated, which the new access token carries on.
 _ROTATE_RETURNING_USER = (
     _ROTATE.where(Session.user_id == User.id, User.is_active.is_(True))
-    .returning(User)
+    .returning(User, Session.amr, Session.auth_time)
     .execution_options(populate_existing=True)
 )
 # SQLite cannot return another table's columns from an UPDATE: it returns the user's id.
 _ROTATE_RETURNING_ID = _ROTATE.where(
     Session.user_id.in_(select(User.id).where(User.is_active.is_(True)))
-).returning(Session.user_id)
+).returning(Session.user_id, Session.amr, Session.auth_time)
+
+
+class Rotation(NamedTuple):
+    """What a rotation hands the new tokens: the user and the session's authentication."""
+
+    user: User
+    amr: list[str]
+    auth_time: datetime
 
 
 class SessionRepository(BaseRepository[Session]):
@@ -102,8 +112,8 @@ class SessionRepository(BaseRepository[Session]):
         expires_at: datetime,
         ip: str | None,
         user_agent: str | None,
-    ) -> User | None:
-        """Rotate the session's refresh token id; return its user, or None if refused.
+    ) -> Rotation | None:
+        """Rotate the session's refresh token id; return its user and amr, or None if refused.
 
         Refused unless the session is live, ``presented_jti`` is its current token and its
         user is active. A single conditional UPDATE makes two concurrent refreshes of one
@@ -120,9 +130,24 @@ class SessionRepository(BaseRepository[Session]):
             "user_agent": user_agent,
         }
         if self.session.connection().dialect.name == "postgresql":
-            return self.session.scalars(_ROTATE_RETURNING_USER, params).one_or_none()
-        rotated = self.session.scalars(_ROTATE_RETURNING_ID, params).one_or_none()
-        return None if rotated is None else self.session.get(User, rotated, populate_existing=True)
+            row = self.session.execute(_ROTATE_RETURNING_USER, params).one_or_none()
+            return None if row is None else Rotation(row[0], row[1], row[2])
+        rotated = self.session.execute(_ROTATE_RETURNING_ID, params).one_or_none()
+        if rotated is None:
+            return None
+        user = self.session.get(User, rotated[0], populate_existing=True)
+        return None if user is None else Rotation(user, rotated[1], rotated[2])
+
+    def set_authentication(
+        self, session_id: uuid.UUID, *, amr: list[str], auth_time: datetime
+    ) -> None:
+        """Record a factor proved again for a live session (a step-up)."""
+        self.session.execute(
+            update(Session)
+            .where(Session.id == session_id)
+            .values(amr=amr, auth_time=auth_time)
+            .execution_options(synchronize_session=False)
+        )
 
     def revoke(self, session_ids: list[uuid.UUID], *, now: datetime) -> list[uuid.UUID]:
         """Mark live sessions revoked; return the ids that were live."""

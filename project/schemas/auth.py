@@ -117,6 +117,48 @@ class LogoutQuerySchema(Schema):
     )
 
 
+FACTOR_KINDS = ["totp", "recovery", "webauthn"]
+AMR_VALUES = ["pwd", "otp", "recovery", "webauthn", "oidc", "email"]
+
+
+class SecondFactorChallengeSchema(Schema):
+    """The first factor passed; answer this challenge with a second one for the tokens."""
+
+    challenge = fields.String(
+        required=True,
+        metadata={"description": "Send to /auth/login/second-factor with a code; works once"},
+    )
+    expires_in = fields.Integer(
+        required=True, metadata={"description": "Seconds left to answer (SIGN_IN_CHALLENGE_TTL)"}
+    )
+    factors = fields.List(
+        fields.String(metadata={"enum": FACTOR_KINDS}),
+        required=True,
+        metadata={"description": "The kinds of second factor the account can answer with"},
+    )
+
+
+CODE = validate.Length(min=1, max=64)
+
+
+class SecondFactorSchema(Schema):
+    """A challenge from login and a code that answers it."""
+
+    challenge = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    code = fields.String(
+        required=True,
+        load_only=True,
+        validate=CODE,
+        metadata={"description": "Six digits from the authenticator app, or a recovery code"},
+    )
+
+
+class CodeSchema(Schema):
+    """A code from the authenticator app, or a recovery code."""
+
+    code = fields.String(required=True, load_only=True, validate=CODE)
+
+
 class SessionSchema(Schema):
     """A live login session."""
 
@@ -127,6 +169,16 @@ class SessionSchema(Schema):
     user_agent = fields.String(required=True, allow_none=True)
     current = fields.Boolean(
         required=True, metadata={"description": "The session making this request"}
+    )
+    amr = fields.List(
+        fields.String(metadata={"enum": AMR_VALUES}),
+        required=True,
+        metadata={"description": "How the session was authenticated (RFC 8176 style)"},
+    )
+    auth_time = fields.DateTime(
+        format="iso",
+        required=True,
+        metadata={"description": "When a factor was last proved for the session"},
     )
 
 

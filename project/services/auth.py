@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
 
@@ -12,15 +11,16 @@ from sqlalchemy.exc import IntegrityError
 from project.core import emails, errors, metrics, security
 from project.core.passwords import password_problems
 from project.core.settings import current_settings
-from project.core.tokens import TokenPair, issue_token_pair, new_token_id
+from project.core.tokens import TokenPair, new_token_id
 from project.extensions import db
 from project.models import AuditEventType, Session, User
 from project.models.types import utcnow
 from project.repositories import SessionRepository, UserRepository
 from project.repositories.session_state import SessionStateCache
-from project.services import audit, notifications, transactions, verification
+from project.services import audit, notifications, signin, transactions, verification
 from project.services.client import ClientInfo
 from project.services.sessions import publish_revocations
+from project.services.signin import Challenge, SignIn
 from project.services.throttle import LoginGuard
 
 
@@ -83,14 +83,6 @@ def register(*, email: str, password: str, full_name: str | None = None) -> User
     return user
 
 
-@dataclass(frozen=True)
-class SignIn:
-    """A login's token pair and the device token that trusts this device for the account."""
-
-    tokens: TokenPair
-    device_token: str
-
-
 def login(
     *,
     email: str,
@@ -98,8 +90,11 @@ def login(
     client: ClientInfo,
     device_token: str | None = None,
     unlock_token: str | None = None,
-) -> SignIn:
-    """Check credentials and open a session; return its first token pair and a device token."""
+) -> SignIn | Challenge:
+    """Check credentials; open a session (tokens and a device token) or challenge for a factor.
+
+    A user with a second factor gets a Challenge (project.services.signin) instead of tokens.
+    """
     normalized = emails.key_of(email)
     guard = LoginGuard.for_attempt(
         email_normalized=normalized,
@@ -144,12 +139,7 @@ def login(
         raise errors.EmailNotVerified("Confirm your email address before logging in.")
     if security.needs_rehash(user.password_hash, rounds=_rounds()):
         user.password_hash = security.hash_password(password, rounds=_rounds())
-    tokens = _open_session(user, client)
-    audit.record(AuditEventType.LOGIN_SUCCEEDED, user_id=user.id, actor_id=user.id)
-    db.session.commit()
-    metrics.LOGINS.labels("succeeded").inc()
-    metrics.TOKENS_ISSUED.labels("login").inc()
-    return SignIn(tokens, device)
+    return signin.finish(user, client, methods=["pwd"], device_token=device)
 
 
 def _refuse_throttled(guard: LoginGuard, email_normalized: str, retry_after: int) -> NoReturn:
@@ -170,33 +160,6 @@ def _refuse_throttled(guard: LoginGuard, email_normalized: str, retry_after: int
     )
 
 
-def _open_session(user: User, client: ClientInfo) -> TokenPair:
-    now = utcnow()
-    session = SessionRepository().add(
-        Session(
-            user_id=user.id,
-            refresh_jti=new_token_id(),
-            created_at=now,
-            last_used_at=now,
-            expires_at=now + timedelta(seconds=current_settings().REFRESH_TOKEN_TTL),
-            ip=client.ip,
-            user_agent=client.user_agent,
-        )
-    )
-    return _issue(user, session.id, session.refresh_jti)
-
-
-def _issue(user: User, session_id: uuid.UUID, refresh_jti: str) -> TokenPair:
-    return issue_token_pair(
-        user_id=user.id,
-        session_id=session_id,
-        refresh_jti=refresh_jti,
-        token_version=user.token_version,
-        access_ttl=current_settings().ACCESS_TOKEN_TTL,
-        refresh_ttl=current_settings().REFRESH_TOKEN_TTL,
-    )
-
-
 def refresh(
     *, user_id: uuid.UUID, session_id: uuid.UUID, jti: str, client: ClientInfo
 ) -> TokenPair:
@@ -211,7 +174,7 @@ def refresh(
     now = utcnow()
     new_jti = new_token_id()
     transactions.single_statement()
-    user = sessions.rotate(
+    rotation = sessions.rotate(
         session_id=session_id,
         user_id=user_id,
         presented_jti=jti,
@@ -221,12 +184,18 @@ def refresh(
         ip=client.ip,
         user_agent=client.user_agent,
     )
-    if user is not None:
+    if rotation is not None:
         db.session.commit()
         # The access tokens about to be used belong to a session just seen live.
-        SessionStateCache().remember_active_with_user(session_id, user)
+        SessionStateCache().remember_active_with_user(session_id, rotation.user)
         metrics.TOKENS_ISSUED.labels("refresh").inc()
-        return _issue(user, session_id, new_jti)
+        return signin.issue(
+            rotation.user,
+            session_id,
+            new_jti,
+            amr=rotation.amr,
+            auth_time=rotation.auth_time,
+        )
     transactions.begin_transaction()
     found = sessions.get_with_user(session_id)
     if found is None or found[1].id != user_id or not found[1].is_active:
@@ -236,7 +205,9 @@ def refresh(
         raise errors.TokenRevoked("This session has ended.")
     if _within_reuse_interval(session, jti):
         # A client refreshing twice at once: hand out the current generation again.
-        return _issue(user, session_id, session.refresh_jti)
+        return signin.issue(
+            user, session_id, session.refresh_jti, amr=session.amr, auth_time=session.auth_time
+        )
     # Only this server signs tokens for this session, so a valid signature with a stale jti
     # means an old token was replayed: assume theft and end the whole family.
     revoked = sessions.revoke([session_id], now=now)

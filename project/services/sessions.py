@@ -28,6 +28,8 @@ class ActiveSession:
     ip: str | None
     user_agent: str | None
     current: bool
+    amr: list[str]
+    auth_time: datetime
 
 
 def publish_revocations(session_ids: list[uuid.UUID], *, cause: str) -> None:
@@ -52,6 +54,8 @@ def list_sessions(*, user_id: uuid.UUID, current_session_id: uuid.UUID) -> list[
             ip=session.ip,
             user_agent=session.user_agent,
             current=session.id == current_session_id,
+            amr=session.amr,
+            auth_time=session.auth_time,
         )
         for session in SessionRepository().active_for_user(user_id, now=utcnow())
     ]

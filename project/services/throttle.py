@@ -20,7 +20,7 @@ from project.core.networks import address_key
 from project.core.settings import current_settings
 from project.repositories.login_attempts import AttemptStore, Limit, attempt_store, backoff
 
-__all__ = ["LoginGuard", "Standing", "backoff", "forget_failures"]
+__all__ = ["LoginGuard", "Standing", "backoff", "device_token_for", "forget_failures"]
 
 # Failure counters are forgotten after a day without failures.
 WINDOW = 24 * 3600
@@ -66,6 +66,11 @@ def forget_failures(email_normalized: str) -> None:
     """Lift the account's untrusted lock (its password was just reset)."""
     account = _account_key(email_normalized)
     attempt_store().delete(account, f"{account}:unlock-mailed")
+
+
+def device_token_for(email_normalized: str) -> str:
+    """A device token for the account (its sign-in finished after a second factor)."""
+    return _issue(DEVICE_SALT, _account_key(email_normalized))
 
 
 @dataclass(frozen=True)

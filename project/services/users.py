@@ -15,7 +15,15 @@ from project.core.settings import current_settings
 from project.extensions import db
 from project.models import AuditEventType, Role, User
 from project.repositories import SessionRepository, UserFilters, UserRepository
-from project.services import audit, notifications, one_time_tokens, transactions, verification
+from project.services import (
+    assurance,
+    audit,
+    factors,
+    notifications,
+    one_time_tokens,
+    transactions,
+    verification,
+)
 from project.services.auth import check_password_policy, create_user
 from project.services.sessions import end_sessions, publish_revocations
 
@@ -32,10 +40,16 @@ class UserPage:
     next_key: PageKey | None
 
 
-def update_profile(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
-    """Change the caller's profile; a new email needs the password and a confirmation."""
+def update_profile(
+    *, user_id: uuid.UUID, changes: dict[str, Any], session_id: uuid.UUID | None = None
+) -> User:
+    """Change the caller's profile; a new email needs the password and a confirmation.
+
+    With a second factor, a new email also needs a recent one on ``session_id`` (step-up).
+    """
     email_change = None
     if "email" in changes:
+        _require_step_up(user_id, session_id)
         user = _lock_unchanged(user_id, _checked_hash(user_id, changes["current_password"]))
         # Checked and staged before anything else, so a taken address changes nothing.
         email_change = verification.stage_email_change(user=user, new_email=changes["email"])
@@ -50,6 +64,16 @@ def update_profile(*, user_id: uuid.UUID, changes: dict[str, Any]) -> User:
     if email_change is not None:
         email_change.notify()
     return user
+
+
+def _require_step_up(user_id: uuid.UUID, session_id: uuid.UUID | None) -> None:
+    """Refuse a change that lowers protection from a session without a recent factor."""
+    user = get_user(user_id)
+    if session_id is None:
+        if factors.active_factors(user):
+            raise errors.StepUpRequired("Prove your second factor again, then retry.")
+        return
+    assurance.require_recent_factor(user, session_id=session_id)
 
 
 def _check_password(user: User, password: str) -> None:
@@ -77,8 +101,10 @@ def change_password(
 ) -> None:
     """Set a new password, end every other session, and void every access token issued.
 
-    The caller's own session survives: its refresh token still works.
+    The caller's own session survives: its refresh token still works. With a second factor
+    the session must have proved it recently (step-up).
     """
+    _require_step_up(user_id, session_id)
     user = _lock_unchanged(user_id, _checked_hash(user_id, current_password))
     check_password_policy(new_password, email=user.email_normalized, field="new_password")
     rounds = current_settings().BCRYPT_ROUNDS
@@ -102,8 +128,14 @@ def _delete(user: User) -> None:
     publish_revocations(session_ids, cause="deletion")
 
 
-def delete_account(*, user_id: uuid.UUID, password: str) -> None:
-    """Delete the caller's account and its sessions, after checking the password."""
+def delete_account(
+    *, user_id: uuid.UUID, password: str, session_id: uuid.UUID | None = None
+) -> None:
+    """Delete the caller's account and its sessions, after checking the password.
+
+    With a second factor the session must have proved it recently (step-up).
+    """
+    _require_step_up(user_id, session_id)
     checked_hash = _checked_hash(user_id, password)
     # The admin lock first, then the row: the order every use case takes them in.
     admins = UserRepository().lock_admin_changes()

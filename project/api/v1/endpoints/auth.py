@@ -23,6 +23,7 @@ from project.api.auth import (
     refresh_token_required,
 )
 from project.api.ratelimits import (
+    code_limit,
     email_limit,
     ends_sessions,
     login_limit,
@@ -35,6 +36,7 @@ from project.models import LogoutScope, User
 from project.schemas.auth import (
     TOKENS_DOC,
     AcceptedSchema,
+    CodeSchema,
     CsrfTokensSchema,
     EmailSchema,
     LoginQuerySchema,
@@ -42,13 +44,16 @@ from project.schemas.auth import (
     LogoutQuerySchema,
     PasswordResetSchema,
     RegisterSchema,
+    SecondFactorChallengeSchema,
+    SecondFactorSchema,
     SessionSchema,
     TokenDelivery,
     TokenSchema,
 )
 from project.schemas.users import UserSchema
-from project.services import auth, recovery, sessions, verification
+from project.services import assurance, auth, recovery, sessions, signin, verification
 from project.services.sessions import ActiveSession
+from project.services.signin import Challenge
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts, tokens, sessions")
 
@@ -95,11 +100,20 @@ def register(data: dict[str, Any]) -> User | Response:
 )
 @blp.arguments(LoginQuerySchema, location="query")
 @blp.response(200, TOKENS_DOC)
+@blp.alt_response(
+    202,
+    schema=SecondFactorChallengeSchema,
+    description="The account has a second factor: answer the challenge at"
+    " /auth/login/second-factor; no token yet",
+)
 @blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_credentials`")
 @blp.alt_response(403, response="FORBIDDEN", description="`account_disabled`")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS", description="`login_throttled`")
 def login(data: dict[str, Any], query: dict[str, Any]) -> Response:
     """Log in with email and password; returns tokens, or sets cookies with ?mode=cookie.
+
+    An account with a second factor is answered 202 with a short-lived, single-use
+    `challenge` instead of tokens: post it with a code to /auth/login/second-factor.
 
     Checks the password and opens a session. Repeated failures lock the device (one that holds
     a device token from an earlier login) or the (account, address) pair, and failures from
@@ -115,11 +129,62 @@ def login(data: dict[str, Any], query: dict[str, Any]) -> Response:
         device_token=data.get("device_token") or device_cookie(),
         unlock_token=data.get("unlock_token"),
     )
+    if isinstance(signed_in, Challenge):
+        return challenge_response(signed_in)
     return deliver_tokens(
         signed_in.tokens,
         cookie=query["mode"] is TokenDelivery.COOKIE,
         device_token=signed_in.device_token,
     )
+
+
+def challenge_response(challenge: Challenge) -> Response:
+    """The 202 answer of a sign-in that needs a second factor."""
+    # A Response, which flask-smorest passes through (the 200 schema would dump it).
+    answer = jsonify(SecondFactorChallengeSchema().dump(challenge))
+    answer.status_code = 202
+    return answer
+
+
+@blp.route("/login/second-factor", methods=["POST"])
+@code_limit
+@blp.arguments(SecondFactorSchema, example={"challenge": "q3Zl…", "code": "123456"})
+@blp.arguments(LoginQuerySchema, location="query")
+@blp.response(200, TOKENS_DOC)
+@blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_challenge`, `invalid_code`")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS", description="`second_factor_throttled`")
+def login_second_factor(data: dict[str, Any], query: dict[str, Any]) -> Response:
+    """Answer a login's challenge with a TOTP or recovery code; returns tokens like login.
+
+    Trades the challenge from a 202 login and a six-digit code from the authenticator app
+    (or an unused recovery code) for the token pair, delivered as login delivers it. A code
+    works once; five codes on one challenge end it (401 `invalid_challenge`), and wrong codes
+    are throttled per account (429 `second_factor_throttled`).
+    """
+    signed_in = signin.answer(challenge=data["challenge"], code=data["code"], client=client_info())
+    return deliver_tokens(
+        signed_in.tokens,
+        cookie=query["mode"] is TokenDelivery.COOKIE,
+        device_token=signed_in.device_token,
+    )
+
+
+@blp.route("/step-up", methods=["POST"])
+@code_limit
+@auth_required
+@blp.arguments(CodeSchema, example={"code": "123456"})
+@blp.response(204)
+@blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_code`")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS", description="`second_factor_throttled`")
+def step_up(data: dict[str, Any]) -> None:
+    """Prove the second factor again for this session, before a sensitive change.
+
+    A valid code marks this session as having passed a second factor now: for
+    STEP_UP_MAX_AGE seconds it may change the password or email, remove a factor or delete
+    the account (otherwise 403 `step_up_required`). Refresh for access tokens whose `amr`
+    and `auth_time` say so.
+    """
+    assurance.step_up(user_id=current_user.id, session_id=current_session_id(), code=data["code"])
 
 
 @blp.route("/refresh", methods=["POST"])
@@ -166,8 +231,8 @@ def logout(query: dict[str, Any]) -> None:
 def list_sessions() -> list[ActiveSession]:
     """List the caller's active sessions, newest first.
 
-    One entry per login, with where it was last used from; `current` marks the session of this
-    request.
+    One entry per login, with where it was last used from, how (`amr`) and when (`auth_time`)
+    it was authenticated; `current` marks the session of this request.
     """
     return sessions.list_sessions(user_id=current_user.id, current_session_id=current_session_id())
 

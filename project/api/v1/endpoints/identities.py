@@ -16,7 +16,8 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 
 from project.api.arguments import Blueprint
 from project.api.auth import auth_required, client_info, deliver_tokens
-from project.api.ratelimits import email_limit, limit
+from project.api.ratelimits import code_limit, email_limit
+from project.api.v1.endpoints.auth import challenge_response
 from project.core import errors
 from project.core.settings import current_settings
 from project.models import Identity
@@ -25,6 +26,7 @@ from project.schemas.auth import (
     AcceptedSchema,
     EmailSchema,
     LoginQuerySchema,
+    SecondFactorChallengeSchema,
     TokenDelivery,
 )
 from project.schemas.federation import (
@@ -39,6 +41,20 @@ from project.schemas.federation import (
 )
 from project.services import email_signin, federation, providers, signin
 from project.services.providers import Provider
+from project.services.signin import Challenge, SignIn
+
+CHALLENGE_DOC = {
+    "schema": SecondFactorChallengeSchema,
+    "description": "The account has a second factor: answer the challenge at"
+    " /auth/login/second-factor; no token yet",
+}
+
+
+def _signed_in(result: SignIn | Challenge, *, cookie: bool) -> Response:
+    if isinstance(result, Challenge):
+        return challenge_response(result)
+    return deliver_tokens(result.tokens, cookie=cookie)
+
 
 providers_blp = Blueprint(
     "identities",
@@ -56,7 +72,6 @@ FLOW_PATH = "/api/v1/auth/providers"
 LINK_SALT = "warden.link-ticket"
 # Seconds a link ticket lets the browser start linking, after the signed-in POST.
 LINK_TICKET_TTL = 60
-code_limit = limit("RATELIMIT_PASSWORD")
 
 
 def _callback_uri(provider: str) -> str:
@@ -163,13 +178,17 @@ def provider_callback(query: dict[str, Any], provider: str) -> Response:
 @providers_blp.arguments(SignInCodeSchema, example={"code": "Zb3kQ0x9..."})
 @providers_blp.arguments(LoginQuerySchema, location="query")
 @providers_blp.response(200, TOKENS_DOC)
+@providers_blp.alt_response(202, **CHALLENGE_DOC)
 @providers_blp.alt_response(400, response="BAD_REQUEST", description="`invalid_token`")
 @providers_blp.alt_response(403, response="FORBIDDEN", description="`account_disabled`")
 def provider_sign_in(data: dict[str, Any], query: dict[str, Any]) -> Response:
-    """Trade the code from a provider sign-in for the token pair (once, within 2 minutes)."""
+    """Trade the code from a provider sign-in for the token pair (once, within 2 minutes).
+
+    An account with a second factor is answered 202 with a challenge, as at login.
+    """
     user, methods = federation.redeem_sign_in_code(code=data["code"])
-    signed_in = signin.finish(user, client_info(), methods=methods)
-    return deliver_tokens(signed_in.tokens, cookie=query["mode"] is TokenDelivery.COOKIE)
+    result = signin.finish(user, client_info(), methods=methods)
+    return _signed_in(result, cookie=query["mode"] is TokenDelivery.COOKIE)
 
 
 @providers_blp.route("/users/me/identities", methods=["GET"])
@@ -238,11 +257,13 @@ def request_email_sign_in(data: dict[str, Any]) -> dict[str, str]:
 )
 @email_blp.arguments(LoginQuerySchema, location="query")
 @email_blp.response(200, TOKENS_DOC)
+@email_blp.alt_response(202, **CHALLENGE_DOC)
 @email_blp.alt_response(400, response="BAD_REQUEST", description="`invalid_token`")
 def redeem_email_sign_in(data: dict[str, Any], query: dict[str, Any]) -> Response:
     """Sign in with the mailed link's `token`, or with `email` and the mailed `code`.
 
-    Each works once; five wrong codes void the mail.
+    Each works once; five wrong codes void the mail. An account with a second factor is
+    answered 202 with a challenge, as at login.
     """
     if data.get("token"):
         user = email_signin.redeem_link(token=data["token"])
@@ -253,5 +274,5 @@ def redeem_email_sign_in(data: dict[str, Any], query: dict[str, Any]) -> Respons
             "Send the token, or the email and the code.",
             errors={"token": ["Give the token, or the email and the code."]},
         )
-    signed_in = signin.finish(user, client_info(), methods=["email"])
-    return deliver_tokens(signed_in.tokens, cookie=query["mode"] is TokenDelivery.COOKIE)
+    result = signin.finish(user, client_info(), methods=["email"])
+    return _signed_in(result, cookie=query["mode"] is TokenDelivery.COOKIE)

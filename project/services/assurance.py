@@ -1,0 +1,71 @@
+"""Step-up: lowering an account's protection needs a session that recently proved a factor.
+
+Changing the password or email, removing a factor and deleting the account call
+``require_recent_factor`` first. For a user with a second factor, the session must have
+passed one (its ``amr`` holds otp, recovery or webauthn) within STEP_UP_MAX_AGE seconds;
+``step_up`` proves one again for a live session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from project.core import errors
+from project.core.settings import current_settings
+from project.extensions import db
+from project.models import AuditEventType, Session, User
+from project.models.types import utcnow
+from project.repositories import SessionRepository, UserRepository
+from project.services import audit, factors
+
+
+def is_recent(session: Session) -> bool:
+    """Whether the session proved a second factor within STEP_UP_MAX_AGE seconds."""
+    age = utcnow() - session.auth_time
+    return factors.proves_second_factor(session.amr) and age <= timedelta(
+        seconds=current_settings().STEP_UP_MAX_AGE
+    )
+
+
+def require_recent_factor(user: User, *, session_id: uuid.UUID) -> None:
+    """Raise StepUpRequired unless the user has no factor or the session is recent.
+
+    Reads the session row, not the token's claims: a step-up counts at once.
+    """
+    if not factors.active_factors(user):
+        return
+    session = SessionRepository().get(session_id)
+    if session is None or session.user_id != user.id or not is_recent(session):
+        raise errors.StepUpRequired(
+            "Prove your second factor again (POST /auth/step-up), then retry."
+        )
+
+
+def step_up(*, user_id: uuid.UUID, session_id: uuid.UUID, code: str) -> None:
+    """Prove a second factor for the caller's session: its amr gains it, auth_time is now.
+
+    Access tokens issued from then on (refresh) carry the new amr and auth_time.
+    """
+    user = UserRepository().get(user_id)
+    if user is None:
+        raise errors.TokenRevoked("This session has ended.")
+    method = factors.check_code(user, code)
+    if method is None:
+        audit.record_now(
+            AuditEventType.SECOND_FACTOR_FAILED, user_id=user.id, details={"step_up": True}
+        )
+        raise errors.InvalidCode("The code is wrong or was used already.")
+    mark_proved(user, session_id=session_id, method=method)
+    db.session.commit()
+
+
+def mark_proved(user: User, *, session_id: uuid.UUID, method: str) -> None:
+    """Record on the session (no commit) that it just proved ``method``."""
+    repository = SessionRepository()
+    session = repository.get(session_id)
+    if session is None or session.user_id != user.id:
+        raise errors.TokenRevoked("This session has ended.")
+    amr = session.amr if method in session.amr else [*session.amr, method]
+    repository.set_authentication(session_id, amr=amr, auth_time=utcnow())
+    audit.record(AuditEventType.STEP_UP, user_id=user.id, details={"method": method, "amr": amr})
