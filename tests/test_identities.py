@@ -398,8 +398,40 @@ def test_github_without_a_verified_email_creates_nothing(github: tuple[StandIn, 
 def test_without_providers_nothing_is_exposed(client: FlaskClient, app: Flask) -> None:
     for path in ("/api/v1/auth/providers", "/api/v1/users/me/identities"):
         assert client.get(path).status_code == 404
-    with app.app_context():
-        from project.extensions import api
-
-        paths = api.spec.to_dict()["paths"]
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    assert "/api/v1/auth/login" in paths
     assert not any("providers" in path or "identities" in path for path in paths)
+
+
+def test_a_user_with_a_second_factor_still_passes_it(fed_app: Flask) -> None:
+    from tests.test_second_factor import add_totp, claims
+
+    add_user(fed_app, "grace@example.org", verified=True)
+    with fed_app.app_context():
+        user = db.session.query(User).filter_by(email_normalized="grace@example.org").one()
+        db.session.expunge(user)
+    totp = add_totp(fed_app, user)
+    client = fed_app.test_client()
+    code = fragment(provider_callback(client, "grace"))["code"]
+    response = client.post("/api/v1/auth/providers/sign-in", json={"code": code})
+    assert response.status_code == 202, response.json
+    assert "access_token" not in response.json
+    answered = client.post(
+        "/api/v1/auth/login/second-factor",
+        json={"challenge": response.json["challenge"], "code": totp.now()},
+    )
+    assert answered.status_code == 200, answered.json
+    assert claims(answered.json["access_token"])["amr"] == ["oidc", "otp"]
+
+
+def test_a_provider_session_says_oidc(fed_app: Flask) -> None:
+    from tests.test_second_factor import claims
+
+    assert claims(sign_in(fed_app.test_client(), "ada")["access_token"])["amr"] == ["oidc"]
+
+
+def test_configured_endpoints_are_documented(fed_app: Flask) -> None:
+    paths = fed_app.test_client().get("/api/v1/openapi.json").json["paths"]
+    assert {"/api/v1/auth/providers/{provider}/authorize", "/api/v1/users/me/identities"} <= set(
+        paths
+    )

@@ -101,7 +101,11 @@ def _set_flow_cookie(value: str, *, max_age: int) -> None:
 @providers_blp.route("/auth/providers", methods=["GET"])
 @providers_blp.response(200, ProviderSchema(many=True))
 def list_providers() -> list[Provider]:
-    """List the identity providers users can sign in with."""
+    """List the identity providers users can sign in with.
+
+    One entry per configured provider, for the frontend's sign-in buttons: start with
+    `GET /auth/providers/{name}/authorize`.
+    """
     return list(providers.configured().values())
 
 
@@ -140,6 +144,7 @@ def authorize(query: dict[str, Any], provider: str) -> Response:
 @providers_blp.route("/auth/providers/<provider>/callback", methods=["GET"])
 @providers_blp.arguments(CallbackQuerySchema, location="query", unknown=ma.EXCLUDE)
 @providers_blp.response(302, description="To `return_to` with `#code=` or `#linked=`")
+@providers_blp.alt_response(404, response="NOT_FOUND", description="`not_found`")
 @providers_blp.alt_response(
     400, response="BAD_REQUEST", description="`sign_in_flow_invalid`, `provider_refused`"
 )
@@ -195,7 +200,11 @@ def provider_sign_in(data: dict[str, Any], query: dict[str, Any]) -> Response:
 @auth_required
 @providers_blp.response(200, IdentitySchema(many=True))
 def list_identities() -> list[Identity]:
-    """List the caller's linked identities."""
+    """List the caller's linked identities.
+
+    Each is an account at a provider that signs in to this one, with the address the
+    provider gave at its last use.
+    """
     return federation.list_identities(user_id=current_user.id)
 
 
@@ -229,7 +238,10 @@ def link_identity(data: dict[str, Any]) -> dict[str, str]:
 @providers_blp.alt_response(404, response="NOT_FOUND", description="`not_found`")
 @providers_blp.alt_response(409, response="CONFLICT", description="`last_sign_in_method`")
 def unlink_identity(identity_id: uuid.UUID) -> None:
-    """Unlink an identity; the account's last way to sign in stays."""
+    """Unlink an identity; the account's last way to sign in stays.
+
+    An account without a password keeps its last identity: 409 `last_sign_in_method`.
+    """
     federation.unlink(user_id=current_user.id, identity_id=identity_id)
 
 
