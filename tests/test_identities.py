@@ -435,3 +435,13 @@ def test_configured_endpoints_are_documented(fed_app: Flask) -> None:
     assert {"/api/v1/auth/providers/{provider}/authorize", "/api/v1/users/me/identities"} <= set(
         paths
     )
+
+
+def test_a_refusal_at_the_provider_is_a_problem(fed_app: Flask) -> None:
+    client = fed_app.test_client()
+    state = parse_qs(urlsplit(start(client)).query)["state"][0]
+    response = client.get(
+        "/api/v1/auth/providers/local/callback",
+        query_string={"state": state, "error": "access_denied", "scope": "openid"},
+    )
+    assert_problem(response, 400, "provider_refused")
