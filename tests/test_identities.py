@@ -445,3 +445,18 @@ def test_a_refusal_at_the_provider_is_a_problem(fed_app: Flask) -> None:
         query_string={"state": state, "error": "access_denied", "scope": "openid"},
     )
     assert_problem(response, 400, "provider_refused")
+
+
+def test_an_unreachable_provider_is_503(app_factory: Callable[..., Flask]) -> None:
+    from tests.mailbox import free_port
+
+    silent = {"name": "down", "issuer": f"http://127.0.0.1:{free_port()}", "client_id": "x",
+              "client_secret": "y"}  # fmt: skip
+    application = app_factory(OIDC_PROVIDERS=providers_setting(silent), PROVIDER_TIMEOUT=2)
+    response = application.test_client().get("/api/v1/auth/providers/down/authorize")
+    assert_problem(response, 503, "provider_unavailable")
+
+
+def test_a_callback_for_an_unknown_provider_is_404(fed_app: Flask) -> None:
+    response = fed_app.test_client().get("/api/v1/auth/providers/nope/callback?state=x&code=y")
+    assert_problem(response, 404, "not_found")

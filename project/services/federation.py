@@ -151,10 +151,11 @@ def callback(
     A sign-in returns to the frontend with ``#code=``, a single-use code for the token
     pair; a link with ``#linked=<provider>``.
     """
+    found = providers.get(provider)
     data = _flow(flow, provider=provider, state=state)
     if error or not code:
         raise errors.ProviderRefused(f"The provider refused: {error or 'no code'}.")
-    profile = providers.get(provider).profile(
+    profile = found.profile(
         code=code, redirect_uri=redirect_uri, code_verifier=data["verifier"], nonce=data["nonce"]
     )
     target = data["return_to"]
