@@ -144,7 +144,8 @@ def test_incomplete_redeems_are_refused(mail_app: Flask, body: dict[str, str]) -
     assert_problem(response, 422, "validation_error")
 
 
-def test_off_by_default(client: FlaskClient, app: Flask) -> None:
+def test_off_by_default(app_factory: Callable[..., Flask]) -> None:
+    client = app_factory().test_client()
     assert client.post(ASK, json={"email": "a@example.com"}).status_code == 404
     paths = client.get("/api/v1/openapi.json").json["paths"]
     assert "/api/v1/auth/login" in paths

@@ -395,7 +395,8 @@ def test_github_without_a_verified_email_creates_nothing(github: tuple[StandIn, 
     assert_problem(github_callback(application.test_client()), 403, "provider_email_unverified")
 
 
-def test_without_providers_nothing_is_exposed(client: FlaskClient, app: Flask) -> None:
+def test_without_providers_nothing_is_exposed(app_factory: Callable[..., Flask]) -> None:
+    client = app_factory().test_client()
     for path in ("/api/v1/auth/providers", "/api/v1/users/me/identities"):
         assert client.get(path).status_code == 404
     paths = client.get("/api/v1/openapi.json").json["paths"]

@@ -6,7 +6,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,16 @@ TAG_ORDER = ["health", "wellknown", "auth", "users", "admin", "identities", "ema
 
 
 @pytest.fixture(scope="module")
-def app() -> Flask:
+def app() -> Iterator[Flask]:
     """This module's app: every optional endpoint mounted, as docs/openapi.json describes."""
     values = dotenv_values(ROOT / "tools" / "openapi.env")
     environ = {**os.environ, **{k: v for k, v in values.items() if v}, "APP_ENV": "testing"}
     application = build_app(load_settings(environ))
     with application.app_context():
         db.create_all()  # the suite's tables, which other modules' app shares on PostgreSQL
-    return application
+    yield application
+    with application.app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture(scope="module")
