@@ -461,3 +461,68 @@ def test_an_unreachable_provider_is_503(app_factory: Callable[..., Flask]) -> No
 def test_a_callback_for_an_unknown_provider_is_404(fed_app: Flask) -> None:
     response = fed_app.test_client().get("/api/v1/auth/providers/nope/callback?state=x&code=y")
     assert_problem(response, 404, "not_found")
+
+
+def test_a_link_ticket_starts_one_flow(fed_app: Flask) -> None:
+    add_user(fed_app, "ticket@example.com", verified=True)
+    client = fed_app.test_client()
+    tokens = client.post(
+        "/api/v1/auth/login", json={"email": "ticket@example.com", "password": PASSWORD}
+    ).json
+    url = client.post(
+        "/api/v1/users/me/identities",
+        json={"provider": "local"},
+        headers=bearer(tokens["access_token"]),
+    ).json["authorization_url"]
+    assert client.get(callback_path(url)).status_code == 302
+    # Whoever sees the URL afterwards cannot link their own identity with it.
+    assert_problem(fed_app.test_client().get(callback_path(url)), 400, "sign_in_flow_invalid")
+    forged = callback_path(url).replace("link=", "link=x")
+    assert_problem(client.get(forged), 400, "sign_in_flow_invalid")
+
+
+def test_a_link_request_checks_its_input(fed_app: Flask) -> None:
+    client = fed_app.test_client()
+    headers = bearer(sign_in(client, "ada")["access_token"])
+    assert_problem(
+        client.post("/api/v1/users/me/identities", json={"provider": "nope"}, headers=headers),
+        404,
+        "not_found",
+    )
+    evil = {"provider": "local", "return_to": "https://evil.example.com/"}
+    assert_problem(
+        client.post("/api/v1/users/me/identities", json=evil, headers=headers),
+        400,
+        "invalid_redirect",
+    )
+    assert_problem(
+        client.post("/api/v1/users/me/identities", json={"provider": "local"}),
+        401,
+        "authorization_required",
+    )
+
+
+def test_required_verification_holds_for_a_linked_identity(
+    op: OidcProvider, app_factory: Callable[..., Flask]
+) -> None:
+    application = app_factory(OIDC_PROVIDERS=providers_setting(op.setting()))
+    add_user(application, "unconfirmed@example.com", verified=False)
+    client = application.test_client()
+    tokens = client.post(
+        "/api/v1/auth/login", json={"email": "unconfirmed@example.com", "password": PASSWORD}
+    ).json
+    url = client.post(
+        "/api/v1/users/me/identities",
+        json={"provider": "local"},
+        headers=bearer(tokens["access_token"]),
+    ).json["authorization_url"]
+    provider_url = client.get(callback_path(url)).headers["Location"]
+    back = sign_in_at_provider(requests.Session(), provider_url, "grace")
+    assert fragment(client.get(callback_path(back))) == {"linked": "local"}
+    strict = app_factory(
+        OIDC_PROVIDERS=providers_setting(op.setting()), REQUIRE_VERIFIED_EMAIL=True
+    )
+    browser = strict.test_client()
+    code = fragment(provider_callback(browser, "grace"))["code"]
+    response = browser.post("/api/v1/auth/providers/sign-in", json={"code": code})
+    assert_problem(response, 403, "email_not_verified")

@@ -39,6 +39,9 @@ FLOW_TTL = 600
 # How long the frontend has to trade the callback's code, seconds.
 SIGN_IN_CODE_TTL = 120
 FLOW_SALT = "warden.sign-in-flow"
+LINK_SALT = "warden.link-ticket"
+# Seconds a link ticket lets the browser start linking, after the signed-in request.
+LINK_TICKET_TTL = 60
 
 
 @dataclass(frozen=True)
@@ -81,16 +84,36 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_settings().SECRET_KEY, salt=FLOW_SALT)
 
 
+def link_ticket(*, user_id: uuid.UUID) -> str:
+    """A signed ticket that lets a browser start linking a provider to ``user_id``, once,
+    within LINK_TICKET_TTL: the link starts with a top-level navigation, which carries no
+    bearer token."""
+    return URLSafeTimedSerializer(current_settings().SECRET_KEY, salt=LINK_SALT).dumps(str(user_id))
+
+
+def _ticket_user(ticket: str) -> uuid.UUID:
+    expired = errors.SignInFlowInvalid("This link request has expired; start again.")
+    serializer = URLSafeTimedSerializer(current_settings().SECRET_KEY, salt=LINK_SALT)
+    try:
+        user_id = uuid.UUID(serializer.loads(ticket, max_age=LINK_TICKET_TTL))
+    except (BadData, ValueError):
+        raise expired from None
+    if not _first_use(f"link:{ticket}"):
+        raise expired
+    return user_id
+
+
 def start(
     *,
     provider: str,
     redirect_uri: str,
     return_to: str | None,
-    link_user_id: uuid.UUID | None = None,
+    link_ticket: str | None = None,
 ) -> Started:
-    """Begin a sign-in (or, with ``link_user_id``, a link) at ``provider``."""
+    """Begin a sign-in (or, with a ``link_ticket``, a link) at ``provider``."""
     found = providers.get(provider)
     target = allowed_return(return_to)
+    link_user_id = _ticket_user(link_ticket) if link_ticket else None
     authorization = found.authorize(redirect_uri)
     flow = _serializer().dumps(
         {
@@ -122,9 +145,9 @@ def _flow(flow: str | None, *, provider: str, state: str | None) -> dict[str, An
     return data
 
 
-def _first_use(state: str) -> bool:
-    """Count a state as used; False when it was used before (a replayed callback)."""
-    digest = hashlib.sha256(state.encode()).hexdigest()
+def _first_use(value: str) -> bool:
+    """Count a state or ticket as used; False when it was used before (a replay)."""
+    digest = hashlib.sha256(value.encode()).hexdigest()
     try:
         return bool(
             FixedWindowRateLimiter(limiter.storage).hit(
@@ -326,4 +349,7 @@ def redeem_sign_in_code(*, code: str) -> tuple[User, list[str]]:
         raise errors.InvalidOneTimeToken("This code is invalid or has expired.")
     one_time_tokens.consume(token)
     _check_active(user)
+    if current_settings().REQUIRE_VERIFIED_EMAIL and not user.email_verified:
+        # As at login: an identity linked to an unconfirmed account does not pass.
+        raise errors.EmailNotVerified("Confirm your email address before signing in.")
     return user, [str(method) for method in token.data.get("methods", ["oidc"])]

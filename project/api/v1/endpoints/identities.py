@@ -12,7 +12,6 @@ from typing import Any
 import marshmallow as ma
 from flask import Response, after_this_request, redirect, request, url_for
 from flask_jwt_extended import current_user
-from itsdangerous import BadData, URLSafeTimedSerializer
 
 from project.api.arguments import Blueprint
 from project.api.auth import auth_required, client_info, deliver_tokens
@@ -69,17 +68,10 @@ email_blp = Blueprint(
 # The cookie that binds a started sign-in to this browser (see services.federation).
 FLOW_COOKIE = "warden_signin"
 FLOW_PATH = "/api/v1/auth/providers"
-LINK_SALT = "warden.link-ticket"
-# Seconds a link ticket lets the browser start linking, after the signed-in POST.
-LINK_TICKET_TTL = 60
 
 
 def _callback_uri(provider: str) -> str:
     return url_for("identities.provider_callback", provider=provider, _external=True)
-
-
-def _tickets() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_settings().SECRET_KEY, salt=LINK_SALT)
 
 
 def _set_flow_cookie(value: str, *, max_age: int) -> None:
@@ -125,17 +117,11 @@ def authorize(query: dict[str, Any], provider: str) -> Response:
     browser returns to `return_to` with `#code=<code>`: trade it with
     `POST /auth/providers/sign-in`. `link` is the ticket from `POST /users/me/identities`.
     """
-    link_user = None
-    if query.get("link"):
-        try:
-            link_user = uuid.UUID(_tickets().loads(query["link"], max_age=LINK_TICKET_TTL))
-        except (BadData, ValueError):
-            raise errors.SignInFlowInvalid("This link request has expired; start again.") from None
     started = federation.start(
         provider=provider,
         redirect_uri=_callback_uri(provider),
         return_to=query.get("return_to"),
-        link_user_id=link_user,
+        link_ticket=query.get("link"),
     )
     _set_flow_cookie(started.flow, max_age=federation.FLOW_TTL)
     return redirect(started.url, code=302)  # type: ignore[return-value]
@@ -221,7 +207,7 @@ def link_identity(data: dict[str, Any]) -> dict[str, str]:
     """
     providers.get(data["provider"])
     federation.allowed_return(data.get("return_to"))
-    ticket = _tickets().dumps(str(current_user.id))
+    ticket = federation.link_ticket(user_id=current_user.id)
     url = url_for(
         "identities.authorize",
         provider=data["provider"],
