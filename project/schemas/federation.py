@@ -4,6 +4,14 @@ from marshmallow import Schema, fields, validate
 
 from project.schemas.fields import MAX_EMAIL_LENGTH, TrimmedEmail
 
+# Printable ASCII, as URLs and OAuth parameters are: a query within these lengths then
+# fits gunicorn's request line (4094 bytes) however it is encoded.
+ASCII = validate.Regexp(r"^[\x20-\x7e]*$", error="Printable ASCII only.")
+
+
+def _ascii(maximum: int) -> list[validate.Validator]:
+    return [validate.Length(max=maximum), ASCII]
+
 
 class ProviderSchema(Schema):
     """An identity provider users can sign in with."""
@@ -21,14 +29,14 @@ class AuthorizeQuerySchema(Schema):
     """Where the browser returns after the provider."""
 
     return_to = fields.String(
-        validate=validate.Length(max=2000),
+        validate=_ascii(1000),
         metadata={
             "description": "URL on FRONTEND_URL's origin or SIGNIN_REDIRECT_ORIGINS"
             " (default FRONTEND_URL); gets `#code=` (sign-in) or `#linked=` (link)"
         },
     )
     link = fields.String(
-        validate=validate.Length(max=512),
+        validate=_ascii(256),
         metadata={"description": "Ticket from POST /users/me/identities (link mode)"},
     )
 
@@ -39,11 +47,11 @@ class CallbackQuerySchema(Schema):
     class Meta:
         unknown = "exclude"
 
-    code = fields.String(validate=validate.Length(max=2048))
-    state = fields.String(validate=validate.Length(max=512))
-    error = fields.String(validate=validate.Length(max=256))
-    error_description = fields.String(validate=validate.Length(max=2048))
-    iss = fields.String(validate=validate.Length(max=2048))
+    code = fields.String(validate=_ascii(1024))
+    state = fields.String(validate=_ascii(256))
+    error = fields.String(validate=_ascii(64))
+    error_description = fields.String(validate=_ascii(512))
+    iss = fields.String(validate=_ascii(512))
 
 
 class SignInCodeSchema(Schema):
@@ -80,4 +88,4 @@ class LinkSchema(Schema):
     """The provider to link, and where the browser returns afterwards."""
 
     provider = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    return_to = fields.String(validate=validate.Length(max=2000))
+    return_to = fields.String(validate=_ascii(1000))
