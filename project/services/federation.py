@@ -84,10 +84,12 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_settings().SECRET_KEY, salt=FLOW_SALT)
 
 
-def link_ticket(*, user_id: uuid.UUID) -> str:
-    """A signed ticket that lets a browser start linking a provider to ``user_id``, once,
+def link_ticket(*, user_id: uuid.UUID, provider: str, return_to: str | None) -> str:
+    """A signed ticket that lets a browser start linking ``provider`` to ``user_id``, once,
     within LINK_TICKET_TTL: the link starts with a top-level navigation, which carries no
-    bearer token."""
+    bearer token. The provider and the return address are checked now."""
+    providers.get(provider)
+    allowed_return(return_to)
     return URLSafeTimedSerializer(current_settings().SECRET_KEY, salt=LINK_SALT).dumps(str(user_id))
 
 

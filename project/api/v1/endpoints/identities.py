@@ -205,9 +205,9 @@ def link_identity(data: dict[str, Any]) -> dict[str, str]:
 
     The browser returns to `return_to` with `#linked=<provider>`.
     """
-    providers.get(data["provider"])
-    federation.allowed_return(data.get("return_to"))
-    ticket = federation.link_ticket(user_id=current_user.id)
+    ticket = federation.link_ticket(
+        user_id=current_user.id, provider=data["provider"], return_to=data.get("return_to")
+    )
     url = url_for(
         "identities.authorize",
         provider=data["provider"],
