@@ -59,7 +59,7 @@ clean:
 
 ## docs: regenerate docs/openapi.json, docs/errors.md and docs/configuration.md from the code
 docs: install-dev
-	APP_ENV=testing $(BIN)/flask openapi write --format json docs/openapi.json
+	APP_ENV=testing $(BIN)/dotenv -f tools/openapi.env run --no-override $(BIN)/flask openapi write --format json docs/openapi.json
 	APP_ENV=testing $(BIN)/flask docs errors docs/errors.md
 	APP_ENV=testing $(BIN)/flask docs settings docs/configuration.md
 

@@ -238,6 +238,68 @@ class JwkSet(ma.fields.String):
             raise ma.ValidationError(str(exc)) from None
 
 
+PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+PROVIDER_KEYS = {"name", "issuer", "client_id", "client_secret", "scopes", "title"}
+
+
+@dataclass(frozen=True)
+class OidcProvider:
+    """One OpenID Connect provider: where it is and how Warden is registered there."""
+
+    name: str
+    issuer: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    scopes: str = "openid email profile"
+    title: str = ""
+
+
+def oidc_providers(raw: str) -> tuple[OidcProvider, ...]:
+    """Parse the JSON list of OpenID Connect providers; ValueError says what is wrong."""
+    try:
+        items = json.loads(raw)
+    except ValueError:
+        raise ValueError("is not JSON") from None
+    if not isinstance(items, list):
+        raise ValueError("must be a JSON list of provider objects")
+    providers = []
+    for item in items:
+        if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
+            raise ValueError("every provider must be an object of strings")
+        missing = {"name", "issuer", "client_id", "client_secret"} - item.keys()
+        if missing or item.keys() - PROVIDER_KEYS:
+            raise ValueError(
+                f"provider keys are {sorted(PROVIDER_KEYS)}; name, issuer, client_id and"
+                " client_secret are required"
+            )
+        if not PROVIDER_NAME.fullmatch(item["name"]) or item["name"] == "github":
+            raise ValueError(
+                "a provider name is 1-32 of a-z, 0-9, - and _ (github is reserved),"
+                f" got {item['name']!r}"
+            )
+        if not re.fullmatch(r"https?://\S+", item["issuer"]):
+            raise ValueError(f"issuer must be an http(s) URL, got {item['issuer']!r}")
+        if "openid" not in item.get("scopes", "openid").split():
+            raise ValueError("scopes must include openid")
+        providers.append(OidcProvider(**{**item, "issuer": item["issuer"].rstrip("/")}))
+    names = [provider.name for provider in providers]
+    if len(set(names)) != len(names):
+        raise ValueError("two providers share a name")
+    return tuple(providers)
+
+
+class OidcProviders(ma.fields.String):
+    """A JSON list of OpenID Connect providers."""
+
+    label: ClassVar[str] = "JSON list of providers"
+
+    def _deserialize(self, value: Any, *args: Any, **kwargs: Any) -> tuple[OidcProvider, ...]:  # type: ignore[override]
+        try:
+            return oidc_providers(super()._deserialize(value, *args, **kwargs))
+        except ValueError as exc:
+            raise ma.ValidationError(str(exc)) from None
+
+
 class Secrets(ma.fields.String):
     """Comma-separated secrets, each at least MIN_SECRET_BYTES long; the first is current."""
 
@@ -264,6 +326,7 @@ PARSERS: tuple[type[ma.fields.Field[Any]], ...] = (
     Origins,
     RateLimit,
     JwkSet,
+    OidcProviders,
     Secrets,
 )
 
@@ -335,6 +398,7 @@ DATABASE = "Database (PostgreSQL)"
 TOKENS = "Tokens and sessions"
 ABUSE = "Passwords and abuse protection"
 MAIL = "Mail, verification and audit"
+SIGNIN = "Identity providers and emailed sign-in"
 SERVER = "Logging and server"
 PASSKEYS = "Passkeys (WebAuthn)"
 FACTORS = "Second factors"
@@ -607,6 +671,37 @@ class Settings:
         minimum=30, maximum=3_600,
     )  # fmt: skip
 
+    OIDC_PROVIDERS: tuple[OidcProvider, ...] = setting(
+        SIGNIN, "OpenID Connect providers, a JSON list of {name, issuer, client_id,"
+        " client_secret, scopes, title}", OidcProviders, (), secret=True, shown="none",
+    )  # fmt: skip
+    GITHUB_CLIENT_ID: str | None = setting(
+        SIGNIN, "GitHub OAuth app's client id; with the secret, offers sign-in with GitHub", Text
+    )
+    GITHUB_CLIENT_SECRET: str | None = setting(
+        SIGNIN, "GitHub OAuth app's client secret", Text, secret=True
+    )
+    GITHUB_URL: str = setting(
+        SIGNIN, "GitHub's web base (authorize and token endpoints)", BaseUrl, "https://github.com"
+    )
+    GITHUB_API_URL: str = setting(
+        SIGNIN, "GitHub's API base (user and emails)", BaseUrl, "https://api.github.com"
+    )
+    SIGNIN_REDIRECT_ORIGINS: tuple[str, ...] = setting(
+        SIGNIN, "origins, besides FRONTEND_URL's, a provider sign-in may return to", Origins, ()
+    )
+    PROVIDER_TIMEOUT: int = setting(
+        SIGNIN, "timeout of each request to a provider, seconds", Integer, 10,
+        minimum=1, maximum=120,
+    )  # fmt: skip
+    EMAIL_SIGNIN: bool = setting(
+        SIGNIN, "offer sign-in by a mailed link or code (POST /auth/email-signin)", Flag, False
+    )
+    EMAIL_SIGNIN_TTL: int = setting(
+        SIGNIN, "lifetime of a mailed sign-in link and code, seconds", Integer, 600,
+        minimum=60, maximum=3_600,
+    )  # fmt: skip
+
     SIGN_IN_CHALLENGE_TTL: int = setting(
         FACTORS, "seconds a sign-in waits for its second factor", Integer, 300,
         minimum=30, maximum=3600,
@@ -769,6 +864,8 @@ def _cross_checks(
     if values["COOKIE_SAMESITE"] == "None" and values["COOKIE_SECURE"] is False:
         # Browsers drop such cookies: cookie mode would fail without a word.
         yield "COOKIE_SAMESITE", "None needs COOKIE_SECURE=true"
+    if bool(values["GITHUB_CLIENT_ID"]) != bool(values["GITHUB_CLIENT_SECRET"]):
+        yield "GITHUB_CLIENT_SECRET", "GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET go together"
     if values["MAIL_BACKEND"] == "smtp" and not values["MAIL_SERVER"]:
         yield "MAIL_SERVER", "required when MAIL_BACKEND is smtp"
     yield from _passkey_checks(values)

@@ -23,6 +23,7 @@ from project.core.security import HASHING_KEY, HashingSlots
 from project.core.settings import SETTINGS_KEY, current_settings
 from project.extensions import api, cors, db, jwt, limiter, migrate, redis_client
 from project.repositories.user_cache import install_invalidation
+from project.services import providers
 
 __all__ = ["create_app", "models"]
 
@@ -98,7 +99,9 @@ def register_extensions(app: Flask) -> None:
             "WWW-Authenticate",
         ],
     )
-    register_api(api, app, tagged=(health.blp, wellknown.blp, *v1.DOMAINS))
+    providers.install(app, current_settings(app))
+    optional = v1.optional_domains(current_settings(app))
+    register_api(api, app, tagged=(health.blp, wellknown.blp, *v1.DOMAINS, *optional))
 
 
 def end_database_session(_error: BaseException | None) -> None:
@@ -127,6 +130,8 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(health.blp)
     api.register_blueprint(wellknown.blp)
     api.register_blueprint(v1.blp)
+    for domain in v1.optional_domains(current_settings(app)):
+        api.register_blueprint(domain)
     app.register_blueprint(metrics.blp)
     app.register_blueprint(docs.blp)
     # Probes and discovery documents are polled by machines, and a docs page loads several

@@ -304,10 +304,82 @@ $("logout").addEventListener("click", () =>
   }),
 );
 
+// ---- identity providers and emailed sign-in --------------------------------------
+
+/** A sign-in answer: cookies and CSRF values, or a 202 second-factor challenge. */
+async function signedIn(answer) {
+  if (answer.challenge) {
+    showStatus(`A second factor is required (${answer.factors.join(", ")}).`, "info", "challenge");
+    return;
+  }
+  keepCsrf(answer);
+  await loadAccount();
+  showStatus("Signed in.", "ok");
+}
+
+async function showProviders() {
+  let providers;
+  try {
+    providers = await api("/api/v1/auth/providers", { refreshOn401: false });
+  } catch {
+    return; // none configured: the API does not serve the list (404)
+  }
+  // The provider sends the browser back here; Warden allows only its configured origins.
+  const back = location.href.split("#")[0];
+  $("providers").replaceChildren(
+    ...providers.map((provider) => {
+      const link = document.createElement("a");
+      link.className = "button";
+      link.dataset.testid = `provider-${provider.name}`;
+      link.textContent = `Continue with ${provider.title}`;
+      link.href =
+        `${API}/api/v1/auth/providers/${encodeURIComponent(provider.name)}/authorize` +
+        `?return_to=${encodeURIComponent(back)}`;
+      return link;
+    }),
+  );
+  $("providers-section").hidden = providers.length === 0;
+}
+
+/** Back from a provider: trade the single-use code in the fragment for the cookies. */
+async function finishProviderSignIn() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  history.replaceState(null, "", location.pathname + location.search); // the code goes once
+  if (fragment.get("linked")) showStatus(`Linked ${fragment.get("linked")}.`, "ok");
+  if (!fragment.get("code")) return false;
+  const body = { code: fragment.get("code") };
+  await signedIn(
+    await api("/api/v1/auth/providers/sign-in?mode=cookie", { method: "POST", body, refreshOn401: false }),
+  );
+  return true;
+}
+
+$("email-signin-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  run(async () => {
+    const body = { email: formValue("email-signin-email") };
+    const answer = await api("/api/v1/auth/email-signin", { method: "POST", body, refreshOn401: false });
+    showStatus(answer.detail, "ok", "mailed");
+  });
+});
+
+$("email-code-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  run(async () => {
+    const body = { email: formValue("email-signin-email"), code: formValue("email-code") };
+    await signedIn(
+      await api("/api/v1/auth/email-signin/redeem?mode=cookie", { method: "POST", body, refreshOn401: false }),
+    );
+    $("email-code").value = "";
+  });
+});
+
 // On load: the cookies may still hold a session (e.g. after a reload). The CSRF tokens
 // were lost with the page, so read them again; null means no cookie session.
 async function start() {
   $("api-base").textContent = API;
+  await showProviders();
+  if (await finishProviderSignIn()) return;
   keepCsrf(await api("/api/v1/auth/csrf", { refreshOn401: false }));
   if (!refreshCsrf) {
     showStatus("Not logged in.", "info");

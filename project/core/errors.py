@@ -255,3 +255,55 @@ NotReady = error(
 ServiceUnavailable = error(
     "service_unavailable", 503, "Service unavailable", "A dependency is unreachable; retry later."
 )
+InvalidRedirect = error(
+    "invalid_redirect",
+    400,
+    "Redirect not allowed",
+    "The return address is not FRONTEND_URL's origin or one of SIGNIN_REDIRECT_ORIGINS.",
+)
+SignInFlowInvalid = error(
+    "sign_in_flow_invalid",
+    400,
+    "Sign-in flow invalid",
+    "The provider's answer does not belong to a sign-in this browser started (state missing,"
+    " wrong, used or expired); start again.",
+)
+ProviderRefused = error(
+    "provider_refused",
+    400,
+    "Provider refused",
+    "The identity provider refused the sign-in or the code exchange.",
+)
+InvalidIdToken = error(
+    "invalid_id_token",
+    401,
+    "Invalid ID token",
+    "The provider's ID token failed a check: signature, issuer, audience, expiry or nonce.",
+)
+ProviderEmailUnverified = error(
+    "provider_email_unverified",
+    403,
+    "Email not verified by the provider",
+    "The provider gave no verified email address, which a new account needs.",
+)
+IdentityLinkRequired = error(
+    "identity_link_required",
+    409,
+    "Sign in to link",
+    "An account already uses this address: sign in to it, then link the provider from there.",
+)
+IdentityTaken = error(
+    "identity_taken", 409, "Identity taken", "This provider identity belongs to another account."
+)
+LastSignInMethod = error(
+    "last_sign_in_method",
+    409,
+    "Last way to sign in",
+    "The account has no password and no other identity: this one cannot be unlinked.",
+)
+ProviderUnavailable = error(
+    "provider_unavailable",
+    503,
+    "Provider unavailable",
+    "The identity provider did not answer in time; try again.",
+)

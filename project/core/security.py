@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 import threading
 import unicodedata
 from collections.abc import Iterator
@@ -53,6 +54,23 @@ def verify_password(password: str, password_hash: str) -> bool:
         return bcrypt.checkpw(_prepare(password), password_hash.encode("ascii"))
     except ValueError:
         return False
+
+
+# A stored hash no password matches: bcrypt refuses it as a salt, so the check fails.
+UNUSABLE_PREFIX = "!"
+
+
+def unusable_password() -> str:
+    """A password hash for an account made by a provider or mail: nothing verifies it.
+
+    Never an empty string, which would be a value some code might compare equal.
+    """
+    return UNUSABLE_PREFIX + secrets.token_urlsafe(32)
+
+
+def has_usable_password(password_hash: str) -> bool:
+    """Whether some password can match ``password_hash``."""
+    return not password_hash.startswith(UNUSABLE_PREFIX)
 
 
 def needs_rehash(password_hash: str, *, rounds: int) -> bool:

@@ -2,6 +2,7 @@
 
 from project.models.audit_event import AuditEvent, AuditEventType
 from project.models.factor import RecoveryCode, TotpFactor
+from project.models.identity import Identity
 from project.models.one_time_token import OneTimeToken, TokenPurpose
 from project.models.passkey import CeremonyKind, Passkey, WebAuthnChallenge
 from project.models.session import LogoutScope, Session
@@ -12,6 +13,7 @@ __all__ = [
     "AuditEvent",
     "AuditEventType",
     "CeremonyKind",
+    "Identity",
     "LogoutScope",
     "OneTimeToken",
     "Passkey",

@@ -1,4 +1,5 @@
-"""Single-use tokens mailed to users: email verification, password reset, email change."""
+"""Single-use tokens: mailed links (verification, reset, email change, sign-in) and the
+sign-in code a provider's callback hands the frontend."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ class TokenPurpose(enum.StrEnum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"
     CHANGE_EMAIL = "change_email"
+    # Handed to the frontend after a provider's callback, traded once for the token pair.
+    SIGN_IN = "sign_in"
+    # Mailed for passwordless sign-in: a link, and a short code kept in ``data``.
+    EMAIL_SIGN_IN = "email_sign_in"
 
 
 class OneTimeToken(Base):

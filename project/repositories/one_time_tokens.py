@@ -29,6 +29,23 @@ class OneTimeTokenRepository(BaseRepository[OneTimeToken]):
             )
         ).one_or_none()
 
+    def live_of_user(
+        self, user_id: uuid.UUID, purpose: TokenPurpose, *, now: datetime
+    ) -> list[OneTimeToken]:
+        """A user's unused, unexpired tokens of ``purpose``, newest first."""
+        return list(
+            self.session.scalars(
+                select(OneTimeToken)
+                .where(
+                    OneTimeToken.user_id == user_id,
+                    OneTimeToken.purpose == purpose,
+                    OneTimeToken.used_at.is_(None),
+                    OneTimeToken.expires_at > now,
+                )
+                .order_by(OneTimeToken.created_at.desc(), OneTimeToken.id.desc())
+            )
+        )
+
     def consume(self, token_id: uuid.UUID, *, now: datetime) -> bool:
         """Mark a token used; False if a concurrent request used it first."""
         result = self.session.execute(

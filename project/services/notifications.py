@@ -61,6 +61,18 @@ def login_unlock(*, to: str, token: str) -> None:
     )
 
 
+def email_sign_in(*, to: str, token: str, code: str) -> None:
+    """Send a passwordless sign-in link and its code."""
+    _send(
+        "email_sign_in",
+        to=to,
+        subject=f"Your sign-in code: {code}",
+        link=_link("email-signin", token),
+        code=code,
+        lifetime=lifetime(current_settings().EMAIL_SIGNIN_TTL),
+    )
+
+
 def password_changed(*, to: str) -> None:
     """Tell the owner that the password changed."""
     _send("password_changed", to=to, subject="Your password was changed")
