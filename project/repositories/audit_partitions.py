@@ -99,6 +99,8 @@ class AuditPartitionRepository:
                 text(f"CREATE TABLE {partition.name} PARTITION OF audit_events FOR VALUES {bounds}")
             )
             return partition
+        # Rare (the job did not run for a month): the move may outlast DB_STATEMENT_TIMEOUT_MS.
+        self.session.execute(text("SET LOCAL statement_timeout = 0"))
         self.session.execute(
             text(f"CREATE TABLE {partition.name} (LIKE audit_events INCLUDING DEFAULTS)")
         )
