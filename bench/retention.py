@@ -4,9 +4,9 @@ Seeds ``--size`` sessions (two thirds ended long past SESSION_RETENTION_DAYS), a
 audit events spread over 24 months (COPY, into the plain table of revision 0005, which
 revision 0009 then partitions by month) and a tenth as many one-time tokens; then runs
 ``flask retention run`` while wrk drives login and /users/me in turns, and compares their
-p99 latency with rounds run before and after it. Reports the time to clear the backlog,
-the bytes per row of each table with its indexes, table sizes before, after and after
-VACUUM, and Redis memory per session marker and cached user. Writes
+p99 latency with rounds run while the job is paused, in alternation. Reports the time to
+clear the backlog, the bytes per row of each table with its indexes, table sizes before,
+after and after VACUUM, and Redis memory per session marker and cached user. Writes
 results/retention.json.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -138,6 +139,26 @@ def sizes(database: stack.Database) -> dict[str, dict[str, int]]:
     return found
 
 
+def reusable(database: stack.Database) -> dict[str, int]:
+    """Bytes VACUUM has marked free for new rows of each table (pg_freespacemap)."""
+    database.execute("CREATE EXTENSION IF NOT EXISTS pg_freespacemap")
+    found = {}
+    for table in TABLES:
+        parts = [table]
+        if database.scalar("SELECT relkind FROM pg_class WHERE relname = :t", t=table) == "p":
+            parts = [
+                row.relid
+                for row in database.rows(
+                    "SELECT relid::text FROM pg_partition_tree(:t) WHERE isleaf", t=table
+                )
+            ]
+        found[table] = sum(
+            int(database.scalar("SELECT coalesce(sum(avail), 0) FROM pg_freespace(:t)", t=part))
+            for part in parts
+        )
+    return found
+
+
 def redis_budget(url: str) -> dict[str, Any]:
     """Average MEMORY USAGE of the session markers and cached users the load left."""
     client = Redis.from_url(url)
@@ -222,6 +243,7 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
             "wrk_threads": args.threads,
             "wrk_connections": args.connections,
             "duration_s": args.duration,
+            "ratio": "median over pairs of (p99 during / p99 in the paused round after)",
             "web_concurrency": args.workers,
             "bcrypt_rounds": args.bcrypt_rounds,
         },
@@ -251,20 +273,24 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
             warden.server.start()
             warden.server.wait_ready("/health/ready")
             sample = warden.active_seeded(PREFIX, 200, spread=True)
-            pairs = warden.mint_sessions([row.id for row in sample], len(sample))
+            minted = warden.mint_sessions([row.id for row in sample], len(sample))
             folder = box.folder
             emails = stack.write_lines(folder / "emails.txt", [row.email for row in sample])
-            access = stack.write_lines(folder / "access.txt", [p.access_token for p in pairs])
+            access = stack.write_lines(folder / "access.txt", [p.access_token for p in minted])
             inputs = {
                 "login": ["login", str(emails), stack.SEED_PASSWORD],
                 "users_me": ["bearer", str(access)],
             }
-            quiet: list[dict] = []
-            for _ in range(args.rounds):
-                quiet.append(load_round(warden, wrk, inputs, args))
-                say(f"  without retention: {json.dumps(quiet[-1])}")
+            # Rounds with and without the job alternate (the job is paused with SIGSTOP
+            # between batches' statements for the rounds without), so a shared machine's
+            # drift weighs on both sides alike; ratios are taken per pair.
+            quiet = [load_round(warden, wrk, inputs, args)]
+            say(f"  without retention: {json.dumps(quiet[-1])}")
             log = folder / "retention.log"
+            paused = 0.0
             started = time.perf_counter()
+            during: list[dict] = []
+            pairs: list[tuple[dict, dict]] = []
             with log.open("wb") as output:
                 job = subprocess.Popen(  # noqa: S603 - our own flask command
                     [str(BIN / "flask"), "retention", "run"],
@@ -273,18 +299,23 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
                     stdout=output,
                     stderr=subprocess.STDOUT,
                 )
-                during: list[dict] = []
                 while job.poll() is None:
                     during.append(load_round(warden, wrk, inputs, args))
                     say(f"  during retention: {json.dumps(during[-1])}")
+                    if job.poll() is not None or len(during) > args.pairs:
+                        continue
+                    job.send_signal(signal.SIGSTOP)
+                    stopped = time.perf_counter()
+                    quiet.append(load_round(warden, wrk, inputs, args))
+                    say(f"  without retention: {json.dumps(quiet[-1])}")
+                    pairs.append((during[-1], quiet[-1]))
+                    job.send_signal(signal.SIGCONT)
+                    paused += time.perf_counter() - stopped
                 job.wait()
-            cleared = time.perf_counter() - started
+            cleared = time.perf_counter() - started - paused
             if job.returncode != 0:
                 raise stack.BenchError(f"retention failed:\n{log.read_text()[-3000:]}")
-            say(f"  backlog cleared in {cleared:.1f} s")
-            for _ in range(args.rounds):
-                quiet.append(load_round(warden, wrk, inputs, args))
-                say(f"  without retention: {json.dumps(quiet[-1])}")
+            say(f"  backlog cleared in {cleared:.1f} s of running")
             document["redis"] = redis_budget(warden.redis)
             after = sizes(warden.database)
             started = time.perf_counter()
@@ -295,16 +326,23 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
                 "cleared_s": round(cleared, 1),
                 "output": [line for line in log.read_text().splitlines() if "removed" in line],
                 "vacuum_s": round(vacuum_s, 1),
+                "reusable_after_vacuum_bytes": reusable(warden.database),
             }
             document["sizes"] = {"before": before, "after": after, "after_vacuum": vacuumed}
             document["max_connections"] = int(warden.database.scalar("SHOW max_connections"))
+            pairs = pairs or [(during[0], quiet[0])]
             document["latency"] = {
                 key: {
                     "p99_without_ms": _median(quiet, key),
-                    "p99_during_ms": _median(during, key) if during else None,
-                    "ratio": round(_median(during, key) / _median(quiet, key), 2)
-                    if during
-                    else None,
+                    "p99_during_ms": _median(during, key),
+                    "ratio": round(
+                        statistics.median(
+                            d[key]["p99_ms"] / q[key]["p99_ms"]
+                            for d, q in pairs
+                            if q[key]["p99_ms"] and d[key]["p99_ms"]  # a round with no answer
+                        ),
+                        2,
+                    ),
                     "target": TARGET_RATIO,
                 }
                 for key in ("login", "users_me")
@@ -320,6 +358,11 @@ def table(document: dict[str, Any]) -> str:
     lines = [f"size {document['settings']['size']:,}: {json.dumps(document['seed'])}"]
     lines.append(f"bytes per row with indexes: {json.dumps(document['bytes_per_row'])}")
     lines.append(f"backlog cleared in {document['retention']['cleared_s']} s")
+    free = document["retention"]["reusable_after_vacuum_bytes"]
+    lines.append(
+        "free for reuse after VACUUM: "
+        + ", ".join(f"{name} {value / 2**20:.0f} MB" for name, value in free.items())
+    )
     for stage, found in document["sizes"].items():
         lines.append(
             f"{stage:>13}: "
@@ -343,8 +386,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=1_000_000, help="sessions and events")
     parser.add_argument("--batch-size", type=int, default=1000, help="RETENTION_BATCH_SIZE")
     parser.add_argument("--pause-ms", type=int, default=100, help="RETENTION_BATCH_PAUSE_MS")
-    parser.add_argument("--rounds", type=int, default=2, help="quiet rounds before and after")
     parser.add_argument("--duration", type=float, default=8, help="seconds per wrk run")
+    parser.add_argument(
+        "--pairs", type=int, default=8, help="rounds paused between rounds during the job"
+    )
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
     parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY")
