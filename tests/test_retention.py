@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
+from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select, text
 
@@ -241,6 +243,27 @@ def test_the_worker_schedules_one_run_per_interval_whoever_asks(app: Flask) -> N
         assert int(scheduled[0].rsplit("-", 1)[1]) % interval == 0
         job = jobs.fetch_job(scheduled[0])
         assert job is not None and job.args == (retention.run_scheduled,)
+
+
+def test_the_worker_runs_a_scheduled_run_which_schedules_the_next(
+    app: Flask, make_user: Callable[..., User], tuned: Callable[..., None]
+) -> None:
+    with app.app_context():
+        jobs = tasks.queue()
+    if jobs is None:
+        pytest.skip("the schedule needs Redis (TEST_REDIS_URL)")
+    tuned(RETENTION_INTERVAL=1)
+    user = make_user()
+    _store(app, _session(user, expires=NOW - 60 * DAY), _session(user, expires=NOW + DAY))
+    with app.app_context():
+        retention.schedule()
+        first = ScheduledJobRegistry(queue=jobs).get_job_ids()
+        time.sleep(1.1)  # the run is due
+        SimpleWorker([jobs], connection=jobs.connection).work(burst=True, with_scheduler=True)
+        after = ScheduledJobRegistry(queue=jobs).get_job_ids()
+    assert len(_ids(app, Session)) == 1
+    # The run scheduled the one after it.
+    assert len(after) == 1 and after != first
 
 
 def test_flask_retention_run_reports_each_job(app: Flask, make_user: Callable[..., User]) -> None:
