@@ -83,7 +83,7 @@ def run_retention(jobs: tuple[str, ...]) -> None:
 @with_appcontext
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def run_worker(burst: bool) -> None:
-    """Run the RQ worker that sends mail and other deferred jobs (needs REDIS_URL)."""
+    """Run the RQ worker: mail, other deferred jobs and scheduled retention (needs REDIS_URL)."""
     jobs = tasks.queue()
     if jobs is None:
         raise click.ClickException(
