@@ -230,6 +230,20 @@ def test_a_held_lock_is_released_only_by_its_holder(app: Flask) -> None:
             assert third is not None
 
 
+def test_a_runner_whose_lease_ran_out_stops(app: Flask) -> None:
+    with app.app_context():
+        if redis_client.client is None:
+            pytest.skip("leases need Redis (TEST_REDIS_URL)")
+        with job_locks.hold("retention:slow", ttl=1) as slow:
+            assert slow is not None
+            time.sleep(1.2)  # the lease expires: another runner may take the job
+            with job_locks.hold("retention:slow", ttl=5) as other:
+                assert other is not None
+                with pytest.raises(job_locks.LockLostError):
+                    slow.keep()
+            # The first runner's release leaves the other's lock alone (checked above).
+
+
 def test_the_worker_schedules_one_run_per_interval_whoever_asks(app: Flask) -> None:
     with app.app_context():
         jobs = tasks.queue()
