@@ -7,7 +7,7 @@ export PORT
 # Warden reads .env by its own rule (config.py); flask commands must not load it behind it.
 export FLASK_SKIP_DOTENV := 1
 
-.PHONY: run test lint lint-openapi format install install-dev clean docs vendor postman fuzz bench bench-scale
+.PHONY: run test lint lint-openapi format install install-dev clean docs vendor postman fuzz bench bench-scale bench-retention
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -84,3 +84,8 @@ bench: install-dev
 ## bench-scale: latencies at 1,000 and 1,000,000 users
 bench-scale: install-dev
 	$(BIN)/python bench/run.py --scale
+
+## bench-retention: retention clearing a backlog of SIZE sessions and events under load
+SIZE ?= 1000000
+bench-retention: install-dev
+	$(BIN)/python bench/retention.py --size $(SIZE)

@@ -397,8 +397,9 @@ CORE = "Core"
 DATABASE = "Database (PostgreSQL)"
 TOKENS = "Tokens and sessions"
 ABUSE = "Passwords and abuse protection"
-MAIL = "Mail, verification and audit"
+MAIL = "Mail and verification"
 SIGNIN = "Identity providers and emailed sign-in"
+RETENTION = "Retention"
 SERVER = "Logging and server"
 PASSKEYS = "Passkeys (WebAuthn)"
 FACTORS = "Second factors"
@@ -650,9 +651,36 @@ class Settings:
         MAIL, "email change link lifetime, seconds", Integer, 86_400,
         minimum=60, maximum=MAX_SECONDS,
     )  # fmt: skip
-    AUDIT_RETENTION_DAYS: int = setting(
-        MAIL, "days of audit events flask audit prune keeps", Integer, 365,
+
+    SESSION_RETENTION_DAYS: int = setting(
+        RETENTION, "days an ended (revoked or expired) session is kept", Integer, 30,
         minimum=1, maximum=MAX_RETENTION_DAYS,
+    )  # fmt: skip
+    TOKEN_RETENTION_DAYS: int = setting(
+        RETENTION, "days a used or expired one-time token is kept", Integer, 7,
+        minimum=1, maximum=MAX_RETENTION_DAYS,
+    )  # fmt: skip
+    AUDIT_RETENTION_DAYS: int = setting(
+        RETENTION, "days audit events are kept at least (PostgreSQL drops whole months)",
+        Integer, 365, minimum=1, maximum=MAX_RETENTION_DAYS,
+    )  # fmt: skip
+    AUDIT_PARTITIONS_AHEAD: int = setting(
+        RETENTION, "monthly audit partitions created ahead (PostgreSQL)", Integer, 3,
+        minimum=1, maximum=24,
+    )  # fmt: skip
+    RETENTION_INTERVAL: int = setting(
+        RETENTION, "seconds between the worker's retention runs", Integer, 3_600,
+        minimum=60, maximum=MAX_SECONDS,
+    )  # fmt: skip
+    RETENTION_BATCH_SIZE: int = setting(
+        RETENTION, "rows deleted per transaction", Integer, 1_000, minimum=1, maximum=100_000
+    )
+    RETENTION_BATCH_PAUSE_MS: int = setting(
+        RETENTION, "pause between two batches, ms", Integer, 100, minimum=0, maximum=60_000
+    )
+    WORKER_METRICS_PORT: int = setting(
+        RETENTION, "port where flask worker serves its Prometheus metrics (0: none)", Integer,
+        0, minimum=0, maximum=65_535,
     )  # fmt: skip
 
     WEBAUTHN_RP_ID: str = setting(

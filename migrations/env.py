@@ -5,6 +5,8 @@ from flask import current_app
 
 from alembic import context
 
+from project.models.audit_event import is_partition
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -81,7 +83,12 @@ def run_migrations_online():
                 directives[:] = []
                 logger.info("No changes in schema detected.")
 
+    def include_name(name, type_, parent_names):
+        # The audit trail's monthly partitions (PostgreSQL) come from the retention job.
+        return not (type_ == "table" and is_partition(name))
+
     conf_args = current_app.extensions["migrate"].configure_args
+    conf_args.setdefault("include_name", include_name)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 

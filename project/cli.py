@@ -1,4 +1,4 @@
-"""Command-line tasks: ``flask users ...``."""
+"""Command-line tasks: ``flask users ...``, ``flask retention run``, ``flask worker``."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from marshmallow import ValidationError
+from prometheus_client import start_http_server
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
 from sqlalchemy.exc import OperationalError
 
-from config import MAX_RETENTION_DAYS, redis_tls_options
+from config import redis_tls_options
 from project.api.errors import errors_markdown
 from project.core import tasks
 from project.core.errors import AppError
@@ -27,7 +28,7 @@ from project.core.outages import describe_database_error, describe_redis_error
 from project.core.settings import configuration_markdown, current_settings
 from project.schemas.auth import RegisterSchema
 from project.schemas.fields import storable_text
-from project.services import audit, seeding
+from project.services import retention, seeding
 from project.services import users as user_service
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -62,27 +63,27 @@ def create_admin(email: str, password_stdin: bool) -> None:
     click.echo(f"Created admin {user.email} ({user.id})")
 
 
-audit_cli = AppGroup("audit", help="Maintain the audit trail.")
+retention_cli = AppGroup("retention", help="Delete what is kept no longer.")
 
 
-@audit_cli.command("prune")
+@retention_cli.command("run")
 @click.option(
-    "--days",
-    type=click.IntRange(min=1, max=MAX_RETENTION_DAYS),
-    help="Keep this many days (AUDIT_RETENTION_DAYS).",
+    "--job", "jobs", multiple=True, type=click.Choice(retention.JOBS), help="Only this job."
 )
-def prune_audit(days: int | None) -> None:
-    """Delete audit events older than the retention period."""
-    keep = days or current_settings().AUDIT_RETENTION_DAYS
-    deleted = audit.prune(older_than_days=keep)
-    click.echo(f"Deleted {deleted} audit events older than {keep} days")
+def run_retention(jobs: tuple[str, ...]) -> None:
+    """Run the retention jobs once (the worker also runs them every RETENTION_INTERVAL)."""
+    for done in retention.run(jobs=jobs or retention.JOBS):
+        if not done.ran:
+            click.echo(f"{done.job}: skipped, another runner holds it")
+            continue
+        click.echo(f"{done.job}: removed {done.removed} rows in {done.seconds:.1f} s")
 
 
 @click.command("worker")
 @with_appcontext
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def run_worker(burst: bool) -> None:
-    """Run the RQ worker that sends mail and other deferred jobs (needs REDIS_URL)."""
+    """Run the RQ worker: mail, other deferred jobs and scheduled retention (needs REDIS_URL)."""
     jobs = tasks.queue()
     if jobs is None:
         raise click.ClickException(
@@ -97,6 +98,9 @@ def run_worker(burst: bool) -> None:
         **redis_tls_options(settings.REDIS_URL, verify=settings.REDIS_TLS_VERIFY),
     )
     worker = SimpleWorker([Queue(jobs.name, connection=connection)], connection=connection)
+    if settings.WORKER_METRICS_PORT:
+        start_http_server(settings.WORKER_METRICS_PORT)
+    retention.schedule()
     worker.work(burst=burst, with_scheduler=True, logging_level=settings.LOG_LEVEL)
 
 
@@ -171,7 +175,7 @@ def outages_in_one_line(app: Flask) -> Iterator[None]:
 def register_commands(app: Flask) -> None:
     """Attach the command groups to ``app``, and one-line outages to the running command."""
     app.cli.add_command(users_cli)
-    app.cli.add_command(audit_cli)
+    app.cli.add_command(retention_cli)
     app.cli.add_command(docs_cli)
     app.cli.add_command(seed_users)
     app.cli.add_command(run_worker)

@@ -165,31 +165,6 @@ def test_admin_search_filters_and_pages(
         )
 
 
-def test_prune_deletes_only_old_events(app: Flask, make_user: Callable[..., User]) -> None:
-    user = make_user()
-    with app.app_context():
-        db.session.add_all(
-            [
-                AuditEvent(
-                    event_type=AuditEventType.LOGOUT,
-                    user_id=user.id,
-                    occurred_at=utcnow() - timedelta(days=400),
-                ),
-                AuditEvent(
-                    event_type=AuditEventType.LOGOUT,
-                    user_id=user.id,
-                    occurred_at=utcnow() - timedelta(days=10),
-                ),
-            ]
-        )
-        db.session.commit()
-    result = app.test_cli_runner().invoke(args=["audit", "prune"])
-    assert result.exit_code == 0 and "Deleted 1 audit events older than 365 days" in result.output
-    result = app.test_cli_runner().invoke(args=["audit", "prune", "--days", "5"])
-    assert "Deleted 1 audit events older than 5 days" in result.output
-    assert len(rows(app, event_type=AuditEventType.LOGOUT)) == 0
-
-
 def test_forgot_password_does_the_same_work_in_the_request_for_any_address(
     app: Flask, client: FlaskClient, make_user: Callable[..., User]
 ) -> None:

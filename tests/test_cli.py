@@ -101,10 +101,10 @@ def test_create_admin_refuses_undecodable_input_in_one_line(tmp_path: Path) -> N
     assert b"Traceback" not in result.stderr
 
 
-def test_audit_prune_and_docs_refuse_bad_arguments(app: Flask, tmp_path: Path) -> None:
+def test_retention_and_docs_refuse_bad_arguments(app: Flask, tmp_path: Path) -> None:
     runner = app.test_cli_runner()
-    huge = runner.invoke(args=["audit", "prune", "--days", "1000000"])
-    assert huge.exit_code == 2 and "1000000 is not in the range" in huge.output
+    unknown = runner.invoke(args=["retention", "run", "--job", "users"])
+    assert unknown.exit_code == 2 and "'users' is not one of" in unknown.output
     nowhere = runner.invoke(args=["docs", "errors", str(tmp_path / "missing" / "errors.md")])
     assert nowhere.exit_code == 1 and "cannot write" in nowhere.output
     assert nowhere.exception is None or isinstance(nowhere.exception, SystemExit)
@@ -170,7 +170,7 @@ def test_the_worker_names_an_unreachable_redis_in_one_line(tmp_path: Path) -> No
 
 
 def test_other_commands_name_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
-    result = _flask("audit", "prune", tmp_path=tmp_path, DATABASE_URL=REFUSING_DATABASE)
+    result = _flask("retention", "run", tmp_path=tmp_path, DATABASE_URL=REFUSING_DATABASE)
     assert one_line_failure(result) == (
         "warden: database unreachable at 127.0.0.1:1: connection refused"
     )

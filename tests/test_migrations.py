@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import (
+    JSON,
     Boolean,
     DateTime,
     String,
@@ -19,11 +20,13 @@ from sqlalchemy import (
     inspect,
     select,
     table,
+    text,
 )
 
 from project import create_app
 from project.core import emails
 from project.extensions import db
+from project.models.audit_event import is_partition
 from tests.conftest import make_settings
 
 
@@ -34,7 +37,9 @@ def test_upgrade_on_an_empty_database_leaves_no_pending_diff(empty_database_url:
     assert result.exit_code == 0, repr(result.exception)
     with app.app_context():
         with db.engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            # The audit trail's monthly partitions are no model's table.
+            opts = {"compare_type": True, "include_name": _not_a_partition}
+            context = MigrationContext.configure(connection, opts=opts)
             assert compare_metadata(context, db.metadata) == []
             assert {"users", "sessions", "alembic_version"} <= set(
                 inspect(connection).get_table_names()
@@ -44,6 +49,10 @@ def test_upgrade_on_an_empty_database_leaves_no_pending_diff(empty_database_url:
         with db.engine.connect() as connection:
             assert set(inspect(connection).get_table_names()) <= {"alembic_version"}
         db.engine.dispose()
+
+
+def _not_a_partition(name: str | None, type_: str, _parents: object) -> bool:
+    return not (type_ == "table" and name is not None and is_partition(name))
 
 
 # carl@example.com with a full-width domain, which UTS 46 maps to ASCII.
@@ -178,4 +187,77 @@ def test_0005_refuses_colliding_accounts_and_changes_nothing(
     assert _rows(app) == before
     assert _version(app) == "0004"
     with app.app_context():
+        db.engine.dispose()
+
+
+# The audit table as revision 0005 has it.
+EVENTS_AT_0005 = table(
+    "audit_events",
+    column("id", Uuid()),
+    column("occurred_at", DateTime(timezone=True)),
+    column("event_type", String()),
+    column("details", JSON()),
+)
+
+
+def test_0009_keeps_every_event_and_partitions_them_by_month_on_postgresql(
+    empty_database_url: str,
+) -> None:
+    app = create_app(make_settings(DATABASE_URL=empty_database_url))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "upgrade", "0005"]).exit_code == 0
+    now = datetime.now(UTC)
+    events = {
+        uuid.uuid4(): moment
+        for moment in (
+            now,
+            now - timedelta(days=40),
+            now - timedelta(days=700),
+            datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC),
+        )
+    }
+    with app.app_context():
+        db.session.execute(
+            insert(EVENTS_AT_0005),
+            [
+                {"id": i, "occurred_at": at, "event_type": "logout", "details": {}}
+                for i, at in events.items()
+            ],
+        )
+        db.session.commit()
+    result = runner.invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, repr(result.exception)
+
+    def stored() -> dict[uuid.UUID, datetime]:
+        with app.app_context():
+            found = db.session.execute(select(EVENTS_AT_0005.c.id, EVENTS_AT_0005.c.occurred_at))
+            return {i: at.astimezone(UTC) for i, at in found}
+
+    assert stored() == events
+    with app.app_context(), db.engine.connect() as connection:
+        key = inspect(connection).get_pk_constraint("audit_events")["constrained_columns"]
+        assert key == ["id", "occurred_at"]
+        if connection.dialect.name == "postgresql":
+            partitions = set(
+                connection.scalars(
+                    text(
+                        "SELECT c.relname FROM pg_inherits i JOIN pg_class c"
+                        " ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_events'::regclass"
+                    )
+                )
+            )
+            # From the oldest event's month to three months ahead, and the default.
+            assert {"audit_events_2024_02", "audit_events_default"} <= partitions
+            assert f"audit_events_{now:%Y_%m}" in partitions
+            assert len(partitions) > 24
+            oldest = connection.scalar(text("SELECT count(*) FROM audit_events_2024_02"))
+            assert oldest == 1
+            assert connection.scalar(text("SELECT count(*) FROM audit_events_default")) == 0
+    result = runner.invoke(args=["db", "downgrade", "0005"])
+    assert result.exit_code == 0, repr(result.exception)
+    assert stored() == events
+    with app.app_context(), db.engine.connect() as connection:
+        key = inspect(connection).get_pk_constraint("audit_events")["constrained_columns"]
+        assert key == ["id"]
+        assert not [name for name in inspect(connection).get_table_names() if "_20" in name]
         db.engine.dispose()

@@ -13,6 +13,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -42,6 +43,22 @@ HASHING_BUSY = Counter(
 RATE_LIMITED = Counter("warden_rate_limit_hits_total", "Requests refused by a rate limit.")
 MAILS = Counter("warden_mails_total", "Mails by outcome: queued, sent or failed.", ["outcome"])
 USER_CACHE = Counter("warden_user_cache_total", "User cache lookups by result.", ["result"])
+RETENTION_REMOVED = Counter(
+    "warden_retention_rows_removed_total", "Rows retention deleted, by job.", ["job"]
+)
+RETENTION_DURATION = Histogram(
+    "warden_retention_duration_seconds",
+    "Time a retention job ran, by job.",
+    ["job"],
+    buckets=(0.1, 1.0, 10.0, 60.0, 300.0, 900.0, 3600.0),
+)
+# Timestamps only grow: across processes the largest is the latest.
+RETENTION_LAST_SUCCESS = Gauge(
+    "warden_retention_last_success_timestamp_seconds",
+    "When a retention job last finished, by job (Unix time).",
+    ["job"],
+    multiprocess_mode="max",
+)
 
 
 def render() -> tuple[bytes, str]:

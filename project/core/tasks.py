@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from flask import Flask, current_app
 from redis.exceptions import RedisError
 from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
 
 from project.core import context
 from project.extensions import db, redis_client
@@ -71,6 +74,30 @@ def defer(func: Callable[..., Any], *args: Any, description: str | None = None) 
         call()
     else:
         pending.append(call)
+
+
+def schedule_every(func: Callable[[], Any], *, every: int, name: str) -> None:
+    """Have the worker's scheduler run ``func()`` at the next multiple of ``every`` seconds.
+
+    The job's id names that moment, so instances scheduling the same run make one job;
+    ``func`` schedules the following one itself. Without Redis there is no schedule.
+    """
+    jobs = queue()
+    if jobs is None:
+        return
+    slot = (int(time.time()) // every + 1) * every
+    # A DuplicateJobError says another instance has scheduled this run.
+    with contextlib.suppress(DuplicateJobError):
+        jobs.enqueue_at(
+            datetime.fromtimestamp(slot, UTC),
+            run_job,
+            func,
+            job_id=f"{name}-{slot}",
+            unique=True,
+            # A run longer than the interval is cut off; the next one continues its work.
+            job_timeout=every,
+            description=name,
+        )
 
 
 def run_with_retries(app: Flask, func: Callable[..., Any], args: tuple[Any, ...]) -> None:

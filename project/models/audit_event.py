@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, Uuid
+from sqlalchemy import DDL, JSON, Index, String, Uuid, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from project.extensions import Base
@@ -60,7 +60,9 @@ class AuditEventType(enum.StrEnum):
 class AuditEvent(Base):
     """Who did what to whom, when and from where.
 
-    No foreign keys on purpose: the trail outlives the accounts it mentions.
+    No foreign keys on purpose: the trail outlives the accounts it mentions. On PostgreSQL
+    the table is partitioned by month of ``occurred_at`` (retention drops whole months), so
+    the primary key includes it; SQLite keeps one plain table with the same key.
     """
 
     __tablename__ = "audit_events"
@@ -68,10 +70,11 @@ class AuditEvent(Base):
         Index("ix_audit_events_user_id_occurred_at", "user_id", "occurred_at", "id"),
         Index("ix_audit_events_event_type_occurred_at", "event_type", "occurred_at"),
         Index("ix_audit_events_occurred_at_id", "occurred_at", "id"),
+        {"postgresql_partition_by": "RANGE (occurred_at)"},
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True, default=utcnow)
     event_type: Mapped[str] = mapped_column(String(64))
     actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
@@ -79,3 +82,22 @@ class AuditEvent(Base):
     user_agent: Mapped[str | None] = mapped_column(String(512))
     request_id: Mapped[str | None] = mapped_column(String(128))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# Partitions are named audit_events_YYYY_MM; rows no month covers go to the default one,
+# so an insert never fails for want of a partition.
+PARTITION_PREFIX = "audit_events_"
+DEFAULT_PARTITION = "audit_events_default"
+
+event.listen(
+    AuditEvent.__table__,
+    "after_create",
+    DDL(f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF audit_events DEFAULT").execute_if(  # type: ignore[no-untyped-call]
+        dialect="postgresql"
+    ),
+)
+
+
+def is_partition(table_name: str) -> bool:
+    """Whether ``table_name`` is one of the audit table's partitions (not a model's table)."""
+    return table_name.startswith(PARTITION_PREFIX)

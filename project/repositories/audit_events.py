@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, Uuid, delete, literal, select, tuple_
+from sqlalchemy import RowMapping, TableClause, Uuid, delete, literal, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from project.models import AuditEvent
 from project.models.types import UTCDateTime
 from project.repositories.base import BaseRepository
+
+PrimaryKey = tuple[uuid.UUID, datetime]
 
 
 @dataclass(frozen=True)
@@ -86,19 +88,40 @@ class AuditEventRepository(BaseRepository[AuditEvent]):
         inserted = self.session.execute(
             dialect.insert(AuditEvent)
             .values(**values, details={"count": 1})
-            .on_conflict_do_nothing(index_elements=[AuditEvent.id])
+            .on_conflict_do_nothing(index_elements=[AuditEvent.id, AuditEvent.occurred_at])
             .returning(AuditEvent.id)
         )
         if inserted.first() is not None:
             return
-        event = self.session.get(
-            AuditEvent, values["id"], with_for_update=True, populate_existing=True
-        )
+        key = {"id": values["id"], "occurred_at": values["occurred_at"]}
+        event = self.session.get(AuditEvent, key, with_for_update=True, populate_existing=True)
         if event is not None:  # pruned in between: this one occurrence goes uncounted
             event.details = {**event.details, "count": int(event.details.get("count", 1)) + 1}
             self.session.flush()
 
-    def delete_older_than(self, moment: datetime) -> int:
-        """Delete events that occurred before ``moment``; return how many."""
-        result = self.session.execute(delete(AuditEvent).where(AuditEvent.occurred_at < moment))
+    def older_than(
+        self, cutoff: datetime, *, limit: int, table: TableClause | None = None
+    ) -> list[PrimaryKey]:
+        """Keys of the events before ``cutoff`` (in ``table``, a partition), oldest first."""
+        source = _table(table)
+        query = (
+            select(source.c.id, source.c.occurred_at)
+            .where(source.c.occurred_at < cutoff)
+            .order_by(source.c.occurred_at, source.c.id)
+            .limit(limit)
+        )
+        return [(row.id, row.occurred_at) for row in self.session.execute(query)]
+
+    def delete_keys(self, keys: list[PrimaryKey], *, table: TableClause | None = None) -> int:
+        """Delete the events with these keys; return how many went."""
+        source = _table(table)
+        result = self.session.execute(
+            delete(source).where(tuple_(source.c.id, source.c.occurred_at).in_(keys))
+        )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _table(partition: TableClause | None) -> TableClause:
+    """The table to work on: one partition, or the whole trail."""
+    whole: TableClause = AuditEvent.__table__  # type: ignore[assignment]
+    return partition if partition is not None else whole

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import RowMapping
@@ -65,11 +65,12 @@ def record(
     if window is None:
         AuditEventRepository().add(AuditEvent(**fields, details=details or {}))
         return
-    now = utcnow()
-    # The id names the window, so every instance counts into the same row.
-    start = int(now.timestamp()) // window * window
+    # The id and time name the window (together they are the key), so every instance
+    # counts into the same row; the row's time is the window's start.
+    start = int(utcnow().timestamp()) // window * window
     event_id = uuid.uuid5(_WINDOW_IDS, f"{kind.value}|{user_id}|{start}")
-    AuditEventRepository().add_or_count({**fields, "id": event_id, "occurred_at": now})
+    occurred_at = datetime.fromtimestamp(start, UTC)
+    AuditEventRepository().add_or_count({**fields, "id": event_id, "occurred_at": occurred_at})
 
 
 def record_now(event_type: AuditEventType, **fields: Any) -> None:
@@ -103,10 +104,3 @@ def search(
 def stream_events_for(user_id: uuid.UUID) -> Iterator[Sequence[RowMapping]]:
     """Every event about a user, newest first, in batches (for the account export)."""
     return AuditEventRepository().stream_for_user(user_id, batch=EXPORT_BATCH)
-
-
-def prune(*, older_than_days: int) -> int:
-    """Delete events older than the retention period; return how many."""
-    deleted = AuditEventRepository().delete_older_than(utcnow() - timedelta(days=older_than_days))
-    db.session.commit()
-    return deleted
