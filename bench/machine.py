@@ -15,7 +15,7 @@ from typing import Any
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def describe(wrk: str) -> dict[str, Any]:
+def describe(wrk: str | None) -> dict[str, Any]:
     """nproc, CPU model, memory, kernel and tool versions."""
     cpu_model = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -26,9 +26,13 @@ def describe(wrk: str) -> dict[str, Any]:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
             memory_kb = int(line.split()[1])
-    wrk_version = subprocess.run(  # noqa: S603 - wrk -v
-        [wrk, "-v"], capture_output=True, text=True, check=False
-    ).stdout.splitlines()
+    wrk_version = (
+        subprocess.run(  # noqa: S603 - wrk -v
+            [wrk, "-v"], capture_output=True, text=True, check=False
+        ).stdout.splitlines()
+        if wrk
+        else []
+    )
     return {
         "nproc": os.cpu_count(),
         "cpu_model": cpu_model,
@@ -71,6 +75,14 @@ def wait_quiet(limit: float, timeout: float, say: Callable[[str], None]) -> floa
             warned = True
         level = busy_fraction(1.0)
     return level
+
+
+def load() -> dict[str, Any]:
+    """The load averages and the share of all CPUs busy over the next second."""
+    return {
+        "loadavg": [round(value, 2) for value in os.getloadavg()],
+        "busy": round(busy_fraction(1.0), 3),
+    }
 
 
 def process_ticks(pids: Iterable[int]) -> float:

@@ -111,6 +111,35 @@ def compare_targets(summary: dict[str, Any], rows: list[dict[str, Any]]) -> None
             entry[f"cpu_vs_{first}_rounds"] = [round(v, 3) for v in cpu]
 
 
+def compare_peers(
+    summary: dict[str, Any], rows: list[dict[str, Any]], wardens: list[str], peers: list[str]
+) -> None:
+    """/users/me of each Warden as a multiple of the fastest peer's, per round, then the
+    median (each peer's own ratio to the floor is in its ``targets`` entry)."""
+    if not peers:
+        return
+    ratio = {
+        (r["target"], r["round"]): r["rps"] for r in rows if r["endpoint"] in ("users_me", "floor")
+    }
+    rounds = sorted({r["round"] for r in rows})
+    section: dict[str, Any] = {"peers": peers}
+    for peer in peers:
+        for entry in summary["targets"].get(peer, {}).values():
+            entry.update(label="GET /users/me (peer)", target=None, met=None)
+    for warden in wardens:
+        multiples = []
+        for round_no in rounds:
+            fastest = max((ratio.get((peer, round_no), 0.0) for peer in peers), default=0.0)
+            mine = ratio.get((warden, round_no))
+            if fastest and mine:
+                multiples.append(mine / fastest)
+        section[warden] = {
+            "users_me_vs_fastest_peer": round(_median(multiples), 3),
+            "rounds": [round(value, 3) for value in multiples],
+        }
+    summary["peers"] = section
+
+
 def table(document: dict[str, Any]) -> str:
     """A plain-text table of the summary."""
     summary = document["summary"]
@@ -132,7 +161,7 @@ def table(document: dict[str, Any]) -> str:
             f"{b['bound_rps']:.2f} req/s"
         )
     header = (
-        f"{'target':<9} {'endpoint':<30} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
+        f"{'target':<13} {'endpoint':<30} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
         f"{'ratio':>6} {'of':<13} {'target':>6}  {'met':<4} {'p50x':>6} {'p99x':>6} "
         f"{'cpu ms':>7}"
     )
@@ -140,7 +169,7 @@ def table(document: dict[str, Any]) -> str:
     lines.append("-" * len(header))
     floor = summary["floor"]
     lines.append(
-        f"{'floor':<9} {'GET user JSON, no auth':<30} {floor['rps']:9.1f} {floor['p50_ms']:9.2f} "
+        f"{'floor':<13} {'GET user JSON, no auth':<30} {floor['rps']:9.1f} {floor['p50_ms']:9.2f} "
         f"{floor['p99_ms']:9.2f} {'1.000':>6} {'':<13} {'':>6}  {'':<4} {'1.00':>6} {'1.00':>6} "
         f"{floor['server_cpu_ms']:7.2f}"
     )
@@ -156,7 +185,7 @@ def table(document: dict[str, Any]) -> str:
             if entry["refresh_pool_exhausted"]:
                 warn += "  (refresh pool exhausted: a lower bound)"
             lines.append(
-                f"{target:<9} {entry['label']:<30} {entry['rps']:9.1f} {entry['p50_ms']:9.2f} "
+                f"{target:<13} {entry['label']:<30} {entry['rps']:9.1f} {entry['p50_ms']:9.2f} "
                 f"{entry['p99_ms']:9.2f} {entry['ratio']:6.3f} {entry['compared_to']:<13} "
                 f"{target_text:>6}  {met:<4} "
                 f"{'' if p50x is None else f'{p50x:.2f}':>6} "
@@ -179,6 +208,21 @@ def table(document: dict[str, Any]) -> str:
                     f"  {target:<12} {key:<13} req/s x{entry[f'rps_vs_{first}']:.3f}  "
                     f"cpu/req x{entry[f'cpu_vs_{first}']:.3f}"
                 )
+    if summary.get("peers"):
+        section = summary["peers"]
+        lines.append("")
+        for name, entry in section.items():
+            if name != "peers":
+                lines.append(
+                    f"{name} GET /users/me: x{entry['users_me_vs_fastest_peer']:.2f} the "
+                    f"fastest peer's req/s (median of rounds {entry['rounds']})"
+                )
+    if document.get("load"):
+        before, after = document["load"]["before"], document["load"]["after"]
+        lines.append(
+            f"machine load before: {before['loadavg']} (busy {before['busy']:.0%}); "
+            f"after: {after['loadavg']} (busy {after['busy']:.0%})"
+        )
     if document.get("mail"):
         mail = document["mail"]
         lines.append(

