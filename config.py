@@ -761,7 +761,7 @@ def _cross_checks(
     if app_env == "production":
         for name, declaration in DECLARATIONS.items():
             strong = declaration.secret and declaration.default_for(app_env) is REQUIRED
-            if strong and isinstance(values[name], str):
+            if strong and values[name] and isinstance(values[name], str):
                 yield from _weak_secret(name, values[name])
         if values["MAIL_BACKEND"] == "console":
             # The console backend logs message bodies, reset links included.

@@ -152,6 +152,11 @@ def test_the_testing_environment_reads_its_own_database_and_redis() -> None:
             "JWT_SECRET_KEY",
         ),
         ({"RATELIMIT_LOGIN": "lots"}, "RATELIMIT_LOGIN:"),
+        (
+            {"MFA_ENCRYPTION_KEYS": f"{STRONG},short"},
+            "MFA_ENCRYPTION_KEYS: every key must be at least 32 bytes",
+        ),
+        ({"MFA_ENCRYPTION_KEYS": " , "}, "MFA_ENCRYPTION_KEYS: holds no key"),
         ({"RATELIMIT_DEFAULT": "10 per fortnight"}, "RATELIMIT_DEFAULT:"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL:"),
         ({"MAIL_BACKEND": "smtp"}, "MAIL_SERVER:"),

@@ -27,7 +27,10 @@ const client = createClient<paths>({ baseUrl });
 
 async function logIn(email: string, password: string) {
   const { data, error } = await client.POST("/api/v1/auth/login", { body: { email, password } });
-  if (data?.token_type !== "Bearer") fail(`login ${email}`, error ?? data);
+  // 202 would be a second-factor challenge, which has no token_type.
+  if (data === undefined || !("token_type" in data) || data.token_type !== "Bearer") {
+    fail(`login ${email}`, error ?? data);
+  }
   return data;
 }
 
