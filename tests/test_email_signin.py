@@ -150,3 +150,14 @@ def test_off_by_default(app_factory: Callable[..., Flask]) -> None:
     paths = client.get("/api/v1/openapi.json").json["paths"]
     assert "/api/v1/auth/login" in paths
     assert not any("email-signin" in path for path in paths)
+
+
+def test_a_deactivated_account_gets_no_mail(mail_app: Flask, inbox: Mailbox) -> None:
+    from project.extensions import db
+
+    user = user_in(mail_app, "gone@example.com")
+    with mail_app.app_context():
+        db.session.get(User, user.id).is_active = False  # type: ignore[union-attr]
+        db.session.commit()
+    ask(mail_app, mail_app.test_client(), "gone@example.com")
+    assert inbox.messages("gone@example.com") == []

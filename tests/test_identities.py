@@ -5,6 +5,7 @@ identities, and the attacks on the flow."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -526,3 +527,14 @@ def test_required_verification_holds_for_a_linked_identity(
     code = fragment(provider_callback(browser, "grace"))["code"]
     response = browser.post("/api/v1/auth/providers/sign-in", json={"code": code})
     assert_problem(response, 403, "email_not_verified")
+
+
+def test_a_deactivated_account_cannot_sign_in_with_its_identity(fed_app: Flask) -> None:
+    client = fed_app.test_client()
+    profile = me(client, sign_in(client, "ada"))
+    with fed_app.app_context():
+        user = db.session.get(User, uuid.UUID(profile["id"]))
+        assert user is not None
+        user.is_active = False
+        db.session.commit()
+    assert_problem(provider_callback(client, "ada"), 403, "account_disabled")
