@@ -280,10 +280,10 @@ def _listen(ref: weakref.ReferenceType[LocalState], client: Redis) -> None:
                 if message is not None:
                     state._heard_from_channel(_decoded(message))
                 del state
-        except (RedisError, OSError, ValueError) as exc:
+        except Exception as exc:  # whatever stops the listener, it starts again
             state = ref()
             if state is not None:
-                if state._listening:
+                if state._listening or not isinstance(exc, RedisError | OSError):
                     logger.warning("change channel lost: %s", type(exc).__name__)
                 state._lost()
             del state
