@@ -46,7 +46,7 @@ HEARTBEAT = 1.0
 STALE_AFTER = 3.0
 LOCAL_TTL = 10.0
 # Entries kept per worker; past it the oldest is dropped (it is read again when needed).
-MAX_ENTRIES = 50_000
+MAX_ENTRIES = 10_000
 RECONNECT_WAIT = 0.5
 
 
