@@ -165,9 +165,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", default="propagation", help="results file name")
     parser.add_argument("--keep-logs", action="store_true", help="keep server logs")
     parser.add_argument("--lock-wait", type=float, default=1800, help="wait for another bench")
+    parser.add_argument(
+        "--no-lock",
+        action="store_true",
+        help="run beside another benchmark (one request at a time: it hardly loads the machine)",
+    )
     args = parser.parse_args(argv)
     try:
         stack.check_services()
+        if args.no_lock:
+            return run(args)
         with exclusive(args.lock_wait):
             return run(args)
     except stack.BenchError as exc:

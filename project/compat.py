@@ -81,6 +81,8 @@ class CachingJWTManager(JWTManager):
             # A numeric string passes PyJWT's own check; a bool is an int to Python.
             if type(claims.get("exp")) not in (int, float):
                 raise MissingRequiredClaimError("exp")
-            if not allow_expired:
+            # A refresh token is good for one rotation: kept, it would only push out an
+            # access token that is sent again and again.
+            if not allow_expired and claims.get("type") != "refresh":
                 verified.put(encoded_token, csrf_value, claims)
         return claims

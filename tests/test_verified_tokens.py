@@ -68,3 +68,17 @@ def test_a_zero_size_turns_the_cache_off(app_factory: Callable[..., Flask]) -> N
     token = register_and_login(client, "nocache@example.com")["access_token"]
     assert client.get("/api/v1/users/me", headers=bearer(token)).status_code == 200
     assert len(application.extensions[CACHE_KEY]) == 0
+
+
+def test_refresh_tokens_are_not_remembered(
+    app: Flask,
+    client: FlaskClient,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+) -> None:
+    pair = login(make_user().email)
+    assert (
+        client.post("/api/v1/auth/refresh", headers=bearer(pair["refresh_token"])).status_code
+        == 200
+    )
+    assert pair["refresh_token"] not in app.extensions[CACHE_KEY]

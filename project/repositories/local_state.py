@@ -46,7 +46,7 @@ HEARTBEAT = 1.0
 STALE_AFTER = 3.0
 LOCAL_TTL = 10.0
 # Entries kept per worker; past it the oldest is dropped (it is read again when needed).
-MAX_ENTRIES = 50_000
+MAX_ENTRIES = 10_000
 RECONNECT_WAIT = 0.5
 
 
@@ -280,10 +280,10 @@ def _listen(ref: weakref.ReferenceType[LocalState], client: Redis) -> None:
                 if message is not None:
                     state._heard_from_channel(_decoded(message))
                 del state
-        except (RedisError, OSError, ValueError) as exc:
+        except Exception as exc:  # whatever stops the listener, it starts again
             state = ref()
             if state is not None:
-                if state._listening:
+                if state._listening or not isinstance(exc, RedisError | OSError):
                     logger.warning("change channel lost: %s", type(exc).__name__)
                 state._lost()
             del state
