@@ -42,7 +42,6 @@ def upgrade():
     sa.Column('kind', sa.Enum('registration', 'authentication', name='webauthn_ceremony', native_enum=False, create_constraint=True, length=16), nullable=False),
     sa.Column('challenge', sa.LargeBinary(length=64), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=True),
-    sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_webauthn_challenges_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webauthn_challenges'))

@@ -70,9 +70,7 @@ def _descriptor(passkey: Passkey) -> PublicKeyCredentialDescriptor:
     return PublicKeyCredentialDescriptor(id=passkey.credential_id, transports=transports or None)
 
 
-def _store(
-    kind: CeremonyKind, challenge: bytes, *, user_id: uuid.UUID | None, **data: Any
-) -> uuid.UUID:
+def _store(kind: CeremonyKind, challenge: bytes, *, user_id: uuid.UUID | None) -> uuid.UUID:
     """Keep a new challenge until it is answered or expires; clear out expired ones."""
     now = utcnow()
     challenges = ChallengeRepository()
@@ -82,7 +80,6 @@ def _store(
             kind=kind,
             challenge=challenge,
             user_id=user_id,
-            data=data,
             expires_at=now + timedelta(seconds=current_settings().WEBAUTHN_CHALLENGE_TTL),
         )
     )
@@ -246,7 +243,7 @@ def has_passkey(user_id: uuid.UUID) -> bool:
     return PasskeyRepository().count_for_user(user_id) > 0
 
 
-def start_authentication(*, user_id: uuid.UUID | None = None, **data: Any) -> Ceremony:
+def start_authentication(*, user_id: uuid.UUID | None = None) -> Ceremony:
     """Options for navigator.credentials.get(): any discoverable passkey, or ``user_id``'s."""
     settings = current_settings()
     allowed = PasskeyRepository().for_user(user_id) if user_id is not None else []
@@ -256,7 +253,7 @@ def start_authentication(*, user_id: uuid.UUID | None = None, **data: Any) -> Ce
         allow_credentials=[_descriptor(passkey) for passkey in allowed],
         user_verification=UserVerificationRequirement.REQUIRED,
     )
-    ceremony = _store(CeremonyKind.AUTHENTICATION, options.challenge, user_id=user_id, **data)
+    ceremony = _store(CeremonyKind.AUTHENTICATION, options.challenge, user_id=user_id)
     db.session.commit()
     return Ceremony(ceremony, options_to_json_dict(options))
 
