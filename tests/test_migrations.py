@@ -260,4 +260,5 @@ def test_0009_keeps_every_event_and_partitions_them_by_month_on_postgresql(
         key = inspect(connection).get_pk_constraint("audit_events")["constrained_columns"]
         assert key == ["id"]
         assert not [name for name in inspect(connection).get_table_names() if "_20" in name]
+    with app.app_context():
         db.engine.dispose()
