@@ -22,7 +22,9 @@ SECOND = "/api/v1/auth/login/second-factor"
 
 def enrol(client: FlaskClient, access: str) -> tuple[str, pyotp.TOTP, list[str]]:
     """Set up an authenticator app for the token's user: (factor id, codes, recovery codes)."""
-    started = client.post(f"{FACTORS}/totp", json={"label": "phone"}, headers=bearer(access))
+    started = client.post(
+        f"{FACTORS}/totp", json={"label": "phone", "password": PASSWORD}, headers=bearer(access)
+    )
     assert started.status_code == 201, started.json
     body = started.json
     assert body["otpauth_uri"].startswith("otpauth://totp/Warden:")
@@ -98,7 +100,9 @@ def test_a_pending_factor_is_no_factor_and_a_wrong_code_does_not_confirm(
 ) -> None:
     user = make_user()
     access = login(user.email)["access_token"]
-    started = client.post(f"{FACTORS}/totp", json={}, headers=bearer(access)).json
+    started = client.post(
+        f"{FACTORS}/totp", json={"password": PASSWORD}, headers=bearer(access)
+    ).json
     wrong = client.post(
         f"{FACTORS}/totp/{started['id']}/confirm", json={"code": "000000"}, headers=bearer(access)
     )
@@ -107,13 +111,26 @@ def test_a_pending_factor_is_no_factor_and_a_wrong_code_does_not_confirm(
     assert client.get(FACTORS, headers=bearer(access)).json["factors"][0]["active"] is False
 
 
+def test_a_token_alone_cannot_add_a_factor(
+    client: FlaskClient, make_user: Callable[..., User], login: Callable[..., Any]
+) -> None:
+    """Whoever adds a factor could lock the owner out: the password is asked for."""
+    user = make_user()
+    access = login(user.email)["access_token"]
+    missing = client.post(f"{FACTORS}/totp", json={}, headers=bearer(access))
+    assert_problem(missing, 422, "validation_error")
+    wrong = client.post(f"{FACTORS}/totp", json={"password": "guess guess"}, headers=bearer(access))
+    assert_problem(wrong, 401, "invalid_credentials")
+    assert client.get(FACTORS, headers=bearer(access)).json["factors"] == []
+
+
 def test_only_one_authenticator_app(
     client: FlaskClient, make_user: Callable[..., User], login: Callable[..., Any]
 ) -> None:
     user = make_user()
     access = login(user.email)["access_token"]
     enrol(client, access)
-    again = client.post(f"{FACTORS}/totp", json={}, headers=bearer(access))
+    again = client.post(f"{FACTORS}/totp", json={"password": PASSWORD}, headers=bearer(access))
     assert_problem(again, 409, "conflict")
 
 

@@ -60,8 +60,16 @@ def _user(user_id: uuid.UUID) -> User:
     return user
 
 
-def start_enrolment(*, user_id: uuid.UUID, label: str | None = None) -> Enrolment:
-    """Create a pending factor with a fresh secret; an earlier pending one is replaced."""
+def start_enrolment(*, user_id: uuid.UUID, password: str, label: str | None = None) -> Enrolment:
+    """Create a pending factor with a fresh secret; an earlier pending one is replaced.
+
+    The password is asked for: whoever adds a factor could lock the owner out with it.
+    """
+    found = UserRepository().get(user_id)
+    if found is None:
+        raise errors.TokenRevoked("This session has ended.")
+    if not security.verify_password(password, found.password_hash):
+        raise errors.InvalidCredentials("The password is incorrect.")
     user = _user(user_id)
     repository = TotpFactorRepository()
     if repository.active_for_user(user.id):
