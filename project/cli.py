@@ -27,7 +27,7 @@ from project.core.outages import describe_database_error, describe_redis_error
 from project.core.settings import configuration_markdown, current_settings
 from project.schemas.auth import RegisterSchema
 from project.schemas.fields import storable_text
-from project.services import audit, seeding
+from project.services import audit, seeding, totp
 from project.services import users as user_service
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -76,6 +76,15 @@ def prune_audit(days: int | None) -> None:
     keep = days or current_settings().AUDIT_RETENTION_DAYS
     deleted = audit.prune(older_than_days=keep)
     click.echo(f"Deleted {deleted} audit events older than {keep} days")
+
+
+factors_cli = AppGroup("factors", help="Maintain second factors.")
+
+
+@factors_cli.command("reseal")
+def reseal_factors() -> None:
+    """Encrypt every TOTP secret under the first MFA_ENCRYPTION_KEYS key (key rotation)."""
+    click.echo(f"Re-encrypted {totp.reseal_secrets()} authenticator app secrets")
 
 
 @click.command("worker")
@@ -172,6 +181,7 @@ def register_commands(app: Flask) -> None:
     """Attach the command groups to ``app``, and one-line outages to the running command."""
     app.cli.add_command(users_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(factors_cli)
     app.cli.add_command(docs_cli)
     app.cli.add_command(seed_users)
     app.cli.add_command(run_worker)

@@ -312,3 +312,31 @@ def test_secrets_are_encrypted_with_the_first_key_and_read_with_any(app: Flask) 
     with pytest.raises(InvalidToken):
         SecretBox(["n" * 32]).open(sealed)
     assert make_settings().MFA_ENCRYPTION_KEYS
+
+
+def test_flask_factors_reseal_rotates_the_encryption_key(
+    app_factory: Callable[..., Flask],
+) -> None:
+    old_key, new_key = "o" * 40, "n" * 40
+    before = app_factory(MFA_ENCRYPTION_KEYS=(old_key,))
+    client = before.test_client()
+    client.post("/api/v1/auth/register", json={"email": "rot@example.com", "password": PASSWORD})
+    access = client.post(LOGIN, json={"email": "rot@example.com", "password": PASSWORD}).json[
+        "access_token"
+    ]
+    _, totp, _ = enrol(client, access)
+    rotated = app_factory(MFA_ENCRYPTION_KEYS=(new_key, old_key))
+    result = rotated.test_cli_runner().invoke(args=["factors", "reseal"])
+    assert result.exit_code == 0, result.output
+    assert "Re-encrypted 1 authenticator app secrets" in result.output
+    # Only the new key is left, and sign-in with the app still works.
+    after = app_factory(MFA_ENCRYPTION_KEYS=(new_key,)).test_client()
+    assert sign_in(after, "rot@example.com", next_step_code(totp)).status_code == 200
+    stale = app_factory(MFA_ENCRYPTION_KEYS=(old_key,))
+    with stale.app_context():
+        from project.core.secret_box import InvalidToken
+        from project.services.factors import secret_box
+
+        sealed = db.session.scalars(select(TotpFactor.secret_encrypted)).one()
+        with pytest.raises(InvalidToken):
+            secret_box().open(sealed)

@@ -235,3 +235,24 @@ def admin_remove_all(*, user_id: uuid.UUID) -> None:
     db.session.commit()
     publish_revocations(revoked, cause="factors_removed")
     notifications.factors_removed(to=user.email)
+
+
+RESEAL_BATCH = 500
+
+
+def reseal_secrets() -> int:
+    """Encrypt every secret again under the first MFA_ENCRYPTION_KEYS key; return how many.
+
+    Run it after putting a new key first; once it is done, the old keys can go.
+    """
+    repository = TotpFactorRepository()
+    box = factors.secret_box()
+    done = 0
+    after: uuid.UUID | None = None
+    while batch := repository.batch_after(after, limit=RESEAL_BATCH):
+        for factor in batch:
+            factor.secret_encrypted = box.reseal(factor.secret_encrypted)
+        db.session.commit()  # one batch per transaction: a long run holds no long lock
+        done += len(batch)
+        after = batch[-1].id
+    return done
