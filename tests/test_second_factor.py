@@ -138,6 +138,23 @@ def test_five_wrong_codes_end_the_challenge(
     assert_problem(ended, 401, "invalid_challenge")
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "\uff11\uff12\uff13\uff14\uff15\uff16",
+        "\u0661\u0662\u0663\u0664\u0665\u0666",
+        "é" * 12,
+    ],
+)
+def test_odd_codes_are_wrong_codes(
+    client: FlaskClient, totp_user: tuple[User, pyotp.TOTP], code: str
+) -> None:
+    user, _ = totp_user
+    body = challenge_for(client, user.email)
+    refused = client.post(SECOND, json={"challenge": body["challenge"], "code": code})
+    assert_problem(refused, 401, "invalid_code")
+
+
 def test_an_unknown_challenge_is_refused(client: FlaskClient) -> None:
     refused = client.post(SECOND, json={"challenge": "nope", "code": "123456"})
     assert_problem(refused, 401, "invalid_challenge")
