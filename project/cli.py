@@ -28,7 +28,7 @@ from project.core.outages import describe_database_error, describe_redis_error
 from project.core.settings import configuration_markdown, current_settings
 from project.schemas.auth import RegisterSchema
 from project.schemas.fields import storable_text
-from project.services import retention, seeding
+from project.services import retention, seeding, totp
 from project.services import users as user_service
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -77,6 +77,15 @@ def run_retention(jobs: tuple[str, ...]) -> None:
             click.echo(f"{done.job}: skipped, another runner holds it")
             continue
         click.echo(f"{done.job}: removed {done.removed} rows in {done.seconds:.1f} s")
+
+
+factors_cli = AppGroup("factors", help="Maintain second factors.")
+
+
+@factors_cli.command("reseal")
+def reseal_factors() -> None:
+    """Encrypt every TOTP secret under the first MFA_ENCRYPTION_KEYS key (key rotation)."""
+    click.echo(f"Re-encrypted {totp.reseal_secrets()} authenticator app secrets")
 
 
 @click.command("worker")
@@ -176,6 +185,7 @@ def register_commands(app: Flask) -> None:
     """Attach the command groups to ``app``, and one-line outages to the running command."""
     app.cli.add_command(users_cli)
     app.cli.add_command(retention_cli)
+    app.cli.add_command(factors_cli)
     app.cli.add_command(docs_cli)
     app.cli.add_command(seed_users)
     app.cli.add_command(run_worker)

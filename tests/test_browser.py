@@ -522,6 +522,7 @@ def test_setting_up_an_authenticator_app_and_signing_in_with_it(
     register(page, email, "Hedy Browser")
     log_in(page, email)
 
+    page.get_by_test_id("totp-password").fill(PASSWORD)
     page.get_by_test_id("totp-start").click()
     expect_status(page, "info", "Scan the code")
     qr = page.get_by_test_id("totp-qr")

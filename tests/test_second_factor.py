@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from project.core import errors
 from project.extensions import db
 from project.models import TotpFactor, User
 from project.models.types import utcnow
@@ -137,6 +138,23 @@ def test_five_wrong_codes_end_the_challenge(
     assert_problem(ended, 401, "invalid_challenge")
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "\uff11\uff12\uff13\uff14\uff15\uff16",
+        "\u0661\u0662\u0663\u0664\u0665\u0666",
+        "é" * 12,
+    ],
+)
+def test_odd_codes_are_wrong_codes(
+    client: FlaskClient, totp_user: tuple[User, pyotp.TOTP], code: str
+) -> None:
+    user, _ = totp_user
+    body = challenge_for(client, user.email)
+    refused = client.post(SECOND, json={"challenge": body["challenge"], "code": code})
+    assert_problem(refused, 401, "invalid_code")
+
+
 def test_an_unknown_challenge_is_refused(client: FlaskClient) -> None:
     refused = client.post(SECOND, json={"challenge": "nope", "code": "123456"})
     assert_problem(refused, 401, "invalid_challenge")
@@ -237,3 +255,42 @@ def test_a_password_reset_does_not_bypass_the_factor(
     assert reset.status_code == 204
     response = client.post(LOGIN, json={"email": user.email, "password": "a fresh passphrase"})
     assert response.status_code == 202 and "access_token" not in response.json
+
+
+def test_a_factor_proved_elsewhere_completes_the_challenge(
+    app: Flask, client: FlaskClient, totp_user: tuple[User, pyotp.TOTP]
+) -> None:
+    """How a passkey answers a challenge: pending_user, then complete with its method."""
+    from project.services import signin
+    from project.services.client import ClientInfo
+
+    user, _ = totp_user
+    body = challenge_for(client, user.email)
+    with app.test_request_context():
+        assert signin.pending_user(body["challenge"]).id == user.id
+        done = signin.complete(
+            body["challenge"], ClientInfo(ip=None, user_agent=None), method="webauthn"
+        )
+        assert claims(done.tokens.access_token)["amr"] == ["pwd", "webauthn"]
+        assert done.device_token
+        with pytest.raises(errors.InvalidChallenge):
+            signin.complete(
+                body["challenge"], ClientInfo(ip=None, user_agent=None), method="webauthn"
+            )
+        with pytest.raises(errors.InvalidChallenge):
+            signin.pending_user(body["challenge"])
+
+
+def test_expired_challenges_of_a_user_go_when_a_new_one_comes(
+    app: Flask, client: FlaskClient, totp_user: tuple[User, pyotp.TOTP]
+) -> None:
+    from project.models import SignInChallenge
+
+    user, _ = totp_user
+    challenge_for(client, user.email)
+    with app.app_context():
+        db.session.scalars(db.select(SignInChallenge)).one().expires_at = utcnow()
+        db.session.commit()
+    challenge_for(client, user.email)
+    with app.app_context():
+        assert len(db.session.scalars(db.select(SignInChallenge)).all()) == 1

@@ -22,7 +22,9 @@ SECOND = "/api/v1/auth/login/second-factor"
 
 def enrol(client: FlaskClient, access: str) -> tuple[str, pyotp.TOTP, list[str]]:
     """Set up an authenticator app for the token's user: (factor id, codes, recovery codes)."""
-    started = client.post(f"{FACTORS}/totp", json={"label": "phone"}, headers=bearer(access))
+    started = client.post(
+        f"{FACTORS}/totp", json={"label": "phone", "password": PASSWORD}, headers=bearer(access)
+    )
     assert started.status_code == 201, started.json
     body = started.json
     assert body["otpauth_uri"].startswith("otpauth://totp/Warden:")
@@ -98,7 +100,9 @@ def test_a_pending_factor_is_no_factor_and_a_wrong_code_does_not_confirm(
 ) -> None:
     user = make_user()
     access = login(user.email)["access_token"]
-    started = client.post(f"{FACTORS}/totp", json={}, headers=bearer(access)).json
+    started = client.post(
+        f"{FACTORS}/totp", json={"password": PASSWORD}, headers=bearer(access)
+    ).json
     wrong = client.post(
         f"{FACTORS}/totp/{started['id']}/confirm", json={"code": "000000"}, headers=bearer(access)
     )
@@ -107,13 +111,26 @@ def test_a_pending_factor_is_no_factor_and_a_wrong_code_does_not_confirm(
     assert client.get(FACTORS, headers=bearer(access)).json["factors"][0]["active"] is False
 
 
+def test_a_token_alone_cannot_add_a_factor(
+    client: FlaskClient, make_user: Callable[..., User], login: Callable[..., Any]
+) -> None:
+    """Whoever adds a factor could lock the owner out: the password is asked for."""
+    user = make_user()
+    access = login(user.email)["access_token"]
+    missing = client.post(f"{FACTORS}/totp", json={}, headers=bearer(access))
+    assert_problem(missing, 422, "validation_error")
+    wrong = client.post(f"{FACTORS}/totp", json={"password": "guess guess"}, headers=bearer(access))
+    assert_problem(wrong, 401, "invalid_credentials")
+    assert client.get(FACTORS, headers=bearer(access)).json["factors"] == []
+
+
 def test_only_one_authenticator_app(
     client: FlaskClient, make_user: Callable[..., User], login: Callable[..., Any]
 ) -> None:
     user = make_user()
     access = login(user.email)["access_token"]
     enrol(client, access)
-    again = client.post(f"{FACTORS}/totp", json={}, headers=bearer(access))
+    again = client.post(f"{FACTORS}/totp", json={"password": PASSWORD}, headers=bearer(access))
     assert_problem(again, 409, "conflict")
 
 
@@ -295,3 +312,31 @@ def test_secrets_are_encrypted_with_the_first_key_and_read_with_any(app: Flask) 
     with pytest.raises(InvalidToken):
         SecretBox(["n" * 32]).open(sealed)
     assert make_settings().MFA_ENCRYPTION_KEYS
+
+
+def test_flask_factors_reseal_rotates_the_encryption_key(
+    app_factory: Callable[..., Flask],
+) -> None:
+    old_key, new_key = "o" * 40, "n" * 40
+    before = app_factory(MFA_ENCRYPTION_KEYS=(old_key,))
+    client = before.test_client()
+    client.post("/api/v1/auth/register", json={"email": "rot@example.com", "password": PASSWORD})
+    access = client.post(LOGIN, json={"email": "rot@example.com", "password": PASSWORD}).json[
+        "access_token"
+    ]
+    _, totp, _ = enrol(client, access)
+    rotated = app_factory(MFA_ENCRYPTION_KEYS=(new_key, old_key))
+    result = rotated.test_cli_runner().invoke(args=["factors", "reseal"])
+    assert result.exit_code == 0, result.output
+    assert "Re-encrypted 1 authenticator app secrets" in result.output
+    # Only the new key is left, and sign-in with the app still works.
+    after = app_factory(MFA_ENCRYPTION_KEYS=(new_key,)).test_client()
+    assert sign_in(after, "rot@example.com", next_step_code(totp)).status_code == 200
+    stale = app_factory(MFA_ENCRYPTION_KEYS=(old_key,))
+    with stale.app_context():
+        from project.core.secret_box import InvalidToken
+        from project.services.factors import secret_box
+
+        sealed = db.session.scalars(select(TotpFactor.secret_encrypted)).one()
+        with pytest.raises(InvalidToken):
+            secret_box().open(sealed)

@@ -15,7 +15,7 @@ from typing import Any
 
 import schemathesis
 
-ADMIN_PATHS = r"^/api/v1/(users$|users/\{user_id\}$|admin/)"
+ADMIN_PATHS = r"^/api/v1/(users$|users/\{user_id\}(/factors)?$|admin/)"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 PASSWORD = "tangerine-oboe-42 winter"
 _users = itertools.count()
@@ -95,6 +95,8 @@ def map_body(ctx: Any, body: Any) -> Any:
             body = {**body, "password": PASSWORD}
         elif operation.path == "/api/v1/users/me/password" and "current_password" in body:
             body = {**body, "current_password": PASSWORD}
+        elif operation.path == "/api/v1/auth/factors/totp" and "password" in body:
+            body = {**body, "password": PASSWORD}
     return body
 
 

@@ -248,8 +248,9 @@ $("totp-start").addEventListener("click", () =>
   run(async () => {
     const enrolment = await api("/api/v1/auth/factors/totp", {
       method: "POST",
-      body: { label: "Browser example" },
+      body: { password: $("totp-password").value, label: "Browser example" },
     });
+    $("totp-password").value = "";
     pendingFactor = enrolment.id;
     // An <img> shows the SVG without running anything in it.
     $("totp-qr").src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(enrolment.qr_svg)}`;

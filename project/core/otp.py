@@ -50,7 +50,8 @@ def current_step(now: float | None = None) -> int:
 
 def matching_step(secret: str, code: str, *, now: float | None = None) -> int | None:
     """The time step within the window whose code ``code`` is, or None."""
-    if len(code) != DIGITS or not code.isdigit():
+    # isdigit() alone admits other scripts' digits, which compare_digest refuses to take.
+    if len(code) != DIGITS or not (code.isascii() and code.isdigit()):
         return None
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=PERIOD)
     step = current_step(now)

@@ -30,6 +30,13 @@ class TotpFactorRepository(BaseRepository[TotpFactor]):
         """Return a user's confirmed factors, oldest first."""
         return [factor for factor in self.for_user(user_id) if factor.is_active]
 
+    def batch_after(self, after: uuid.UUID | None, *, limit: int) -> list[TotpFactor]:
+        """Every user's factors in id order, ``limit`` at a time, after ``after``."""
+        query = select(TotpFactor).order_by(TotpFactor.id).limit(limit)
+        if after is not None:
+            query = query.where(TotpFactor.id > after)
+        return list(self.session.scalars(query))
+
     def use_step(self, factor_id: uuid.UUID, step: int) -> bool:
         """Record ``step`` as used; False when it or a later one was used already.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
@@ -58,7 +59,7 @@ class SignInChallengeRepository(BaseRepository[SignInChallenge]):
         )
         return result.scalar_one_or_none() is not None
 
-    def delete_for_user(self, user_id: object) -> None:
+    def delete_for_user(self, user_id: uuid.UUID) -> None:
         """Forget every pending challenge of a user (its factors changed)."""
         self.session.execute(
             delete(SignInChallenge)
@@ -66,11 +67,10 @@ class SignInChallengeRepository(BaseRepository[SignInChallenge]):
             .execution_options(synchronize_session=False)
         )
 
-    def delete_expired(self, *, now: datetime) -> int:
-        """Remove expired challenges; return how many."""
-        result = self.session.execute(
-            delete(SignInChallenge)
-            .where(SignInChallenge.expires_at <= now)
-            .execution_options(synchronize_session=False)
-        )
+    def delete_expired(self, *, now: datetime, user_id: uuid.UUID | None = None) -> int:
+        """Remove expired challenges (of one user, when given); return how many."""
+        query = delete(SignInChallenge).where(SignInChallenge.expires_at <= now)
+        if user_id is not None:
+            query = query.where(SignInChallenge.user_id == user_id)
+        result = self.session.execute(query.execution_options(synchronize_session=False))
         return int(result.rowcount)  # type: ignore[attr-defined]

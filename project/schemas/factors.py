@@ -8,8 +8,9 @@ from project.schemas.auth import CODE
 
 
 class TotpStartSchema(Schema):
-    """A new authenticator app."""
+    """A new authenticator app, confirmed by the password (a stolen token cannot add one)."""
 
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=128))
     label = fields.String(
         validate=validate.Length(max=64),
         allow_none=True,

@@ -82,7 +82,7 @@ def check_code(user: User, code: str) -> str | None:
 
 def _check_totp(user: User, code: str) -> str | None:
     digits = "".join(code.split())
-    if len(digits) != otp.DIGITS or not digits.isdigit():
+    if len(digits) != otp.DIGITS or not (digits.isascii() and digits.isdigit()):
         return None
     repository = TotpFactorRepository()
     box = secret_box()

@@ -83,7 +83,10 @@ def _challenge(user: User, methods: Sequence[str], held: list[str]) -> Challenge
     ttl = current_settings().SIGN_IN_CHALLENGE_TTL
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    SignInChallengeRepository().add(
+    repository = SignInChallengeRepository()
+    # The user's abandoned challenges go as a new one comes: the table stays small.
+    repository.delete_expired(now=now, user_id=user.id)
+    repository.add(
         SignInChallenge(
             token_hash=_digest(token),
             user_id=user.id,

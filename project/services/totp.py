@@ -61,8 +61,16 @@ def _user(user_id: uuid.UUID) -> User:
     return user
 
 
-def start_enrolment(*, user_id: uuid.UUID, label: str | None = None) -> Enrolment:
-    """Create a pending factor with a fresh secret; an earlier pending one is replaced."""
+def start_enrolment(*, user_id: uuid.UUID, password: str, label: str | None = None) -> Enrolment:
+    """Create a pending factor with a fresh secret; an earlier pending one is replaced.
+
+    The password is asked for: whoever adds a factor could lock the owner out with it.
+    """
+    found = UserRepository().get(user_id)
+    if found is None:
+        raise errors.TokenRevoked("This session has ended.")
+    if not security.verify_password(password, found.password_hash):
+        raise errors.InvalidCredentials("The password is incorrect.")
     user = _user(user_id)
     repository = TotpFactorRepository()
     if repository.active_for_user(user.id):
@@ -229,3 +237,24 @@ def admin_remove_all(*, user_id: uuid.UUID) -> None:
     db.session.commit()
     publish_revocations(revoked, cause="factors_removed")
     notifications.factors_removed(to=user.email)
+
+
+RESEAL_BATCH = 500
+
+
+def reseal_secrets() -> int:
+    """Encrypt every secret again under the first MFA_ENCRYPTION_KEYS key; return how many.
+
+    Run it after putting a new key first; once it is done, the old keys can go.
+    """
+    repository = TotpFactorRepository()
+    box = factors.secret_box()
+    done = 0
+    after: uuid.UUID | None = None
+    while batch := repository.batch_after(after, limit=RESEAL_BATCH):
+        for factor in batch:
+            factor.secret_encrypted = box.reseal(factor.secret_encrypted)
+        db.session.commit()  # one batch per transaction: a long run holds no long lock
+        done += len(batch)
+        after = batch[-1].id
+    return done

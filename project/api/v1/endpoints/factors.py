@@ -37,18 +37,23 @@ def list_factors() -> FactorList:
 
 
 @blp.route("/totp", methods=["POST"])
-@code_limit
+@password_limit
 @auth_required
-@blp.arguments(TotpStartSchema, example={"label": "Ada's phone"})
+@blp.arguments(
+    TotpStartSchema, example={"password": "correct horse battery staple", "label": "Ada's phone"}
+)
 @blp.response(201, EnrolmentSchema)
+@blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_credentials`")
 @blp.alt_response(409, response="CONFLICT", description="`conflict`: one is set up already")
 def start_totp(data: dict[str, Any]) -> Enrolment:
     """Start setting up an authenticator app: returns its secret, URI and QR code, once.
 
-    The app is pending until confirmed with a code from it. Starting again replaces a
-    pending one. Scan `qr_svg` (or type `secret`) into the app.
+    The password confirms it. The app is pending until confirmed with a code from it;
+    starting again replaces a pending one. Scan `qr_svg` (or type `secret`) into the app.
     """
-    return totp.start_enrolment(user_id=current_user.id, label=data.get("label"))
+    return totp.start_enrolment(
+        user_id=current_user.id, password=data["password"], label=data.get("label")
+    )
 
 
 @blp.route("/totp/<uuid:factor_id>/confirm", methods=["POST"])
