@@ -18,7 +18,17 @@ from sqlalchemy import select, text
 from project.core import tasks
 from project.core.settings import SETTINGS_KEY, current_settings
 from project.extensions import db, redis_client
-from project.models import AuditEvent, AuditEventType, OneTimeToken, Session, TokenPurpose, User
+from project.models import (
+    AuditEvent,
+    AuditEventType,
+    CeremonyKind,
+    OneTimeToken,
+    Session,
+    SignInChallenge,
+    TokenPurpose,
+    User,
+    WebAuthnChallenge,
+)
 from project.models.types import utcnow
 from project.repositories import job_locks
 from project.repositories.audit_partitions import (
@@ -280,6 +290,38 @@ def test_the_worker_runs_a_scheduled_run_which_schedules_the_next(
     assert len(after) == 1 and after != first
 
 
+def test_expired_challenges_go_and_live_ones_stay(
+    app: Flask, make_user: Callable[..., User]
+) -> None:
+    user = make_user()
+    with app.app_context():
+        db.session.add_all(
+            [
+                SignInChallenge(
+                    token_hash=f"{n:064x}",
+                    user_id=user.id,
+                    methods=["pwd"],
+                    created_at=expires - timedelta(minutes=5),
+                    expires_at=expires,
+                )
+                for n, expires in enumerate((NOW - DAY, NOW, NOW + timedelta(minutes=1)))
+            ]
+            + [
+                WebAuthnChallenge(
+                    kind=CeremonyKind.AUTHENTICATION, challenge=b"x" * 32, expires_at=expires
+                )
+                for expires in (NOW - timedelta(minutes=1), NOW + timedelta(minutes=1))
+            ]
+        )
+        db.session.commit()
+    (done,) = _run(app, "challenges")
+    assert done.ran and done.removed == 3  # two sign-in challenges (the boundary too), one passkey
+    with app.app_context():
+        assert set(db.session.scalars(select(SignInChallenge.token_hash))) == {f"{2:064x}"}
+        (left,) = db.session.scalars(select(WebAuthnChallenge.expires_at))
+        assert left > NOW
+
+
 def test_flask_retention_run_reports_each_job(app: Flask, make_user: Callable[..., User]) -> None:
     user = make_user()
     _store(app, _session(user, expires=NOW - 60 * DAY), _event(NOW - 400 * DAY))
@@ -288,6 +330,7 @@ def test_flask_retention_run_reports_each_job(app: Flask, make_user: Callable[..
     assert "sessions: removed 1 rows" in result.output
     assert "one_time_tokens: removed 0 rows" in result.output
     assert "audit_events: removed 1 rows" in result.output
+    assert "challenges: removed 0 rows" in result.output
     only = app.test_cli_runner().invoke(args=["retention", "run", "--job", "sessions"])
     assert only.output.count("removed") == 1
 

@@ -76,10 +76,11 @@ class ChallengeRepository(BaseRepository[WebAuthnChallenge]):
             return None
         return found
 
-    def delete_expired(self, *, now: datetime) -> None:
-        """Forget challenges nobody answered in time."""
-        self.session.execute(
+    def delete_expired(self, *, now: datetime) -> int:
+        """Forget challenges nobody answered in time; return how many."""
+        result = self.session.execute(
             delete(WebAuthnChallenge)
             .where(WebAuthnChallenge.expires_at <= now)
             .execution_options(synchronize_session=False)
         )
+        return int(result.rowcount)  # type: ignore[attr-defined]

@@ -33,10 +33,12 @@ from project.repositories.audit_partitions import (
     next_month,
 )
 from project.repositories.one_time_tokens import OneTimeTokenRepository
+from project.repositories.passkeys import ChallengeRepository
 from project.repositories.sessions import SessionRepository
+from project.repositories.sign_in_challenges import SignInChallengeRepository
 
 logger = logging.getLogger(__name__)
-JOBS = ("sessions", "one_time_tokens", "audit_events")
+JOBS = ("sessions", "one_time_tokens", "audit_events", "challenges")
 # A runner renews its lease after every batch; one that dies frees the job this much later.
 LOCK_TTL = 120
 SCHEDULE_NAME = "warden-retention"
@@ -202,8 +204,22 @@ def _audit_events(now: datetime, settings: Settings, batches: _Batches) -> int:
     )
 
 
+def _challenges(now: datetime, settings: Settings, batches: _Batches) -> int:
+    """Expired second-factor and passkey challenges go at once: nothing can redeem them.
+
+    Sign-ins clear their own user's, and ceremonies the expired ones they find; this sweeps
+    what abandoned sign-ins leave. They live minutes, so one statement each stays small.
+    """
+    removed = SignInChallengeRepository().delete_expired(now=now)
+    removed += ChallengeRepository().delete_expired(now=now)
+    db.session.commit()
+    batches.run.batches += 1
+    return removed
+
+
 _JOBS: dict[str, Callable[[datetime, Settings, _Batches], int]] = {
     "sessions": _sessions,
     "one_time_tokens": _one_time_tokens,
     "audit_events": _audit_events,
+    "challenges": _challenges,
 }
