@@ -538,3 +538,23 @@ def test_a_deactivated_account_cannot_sign_in_with_its_identity(fed_app: Flask) 
         user.is_active = False
         db.session.commit()
     assert_problem(provider_callback(client, "ada"), 403, "account_disabled")
+
+
+def test_an_account_without_password_signs_in_again_to_delete_itself(fed_app: Flask) -> None:
+    from tests.test_reauthentication import age_sessions
+
+    client = fed_app.test_client()
+    tokens = sign_in(client, "ada")
+    with fed_app.app_context():
+        user = db.session.get(User, uuid.UUID(me(client, tokens)["id"]))
+        assert user is not None
+        db.session.expunge(user)
+    age_sessions(fed_app, user)
+    old = client.delete("/api/v1/users/me", json={}, headers=bearer(tokens["access_token"]))
+    body = assert_problem(old, 403, "reauthentication_required")
+    assert "identity provider" in body["detail"]
+    again = sign_in(client, "ada")
+    deleted = client.delete("/api/v1/users/me", json={}, headers=bearer(again["access_token"]))
+    assert deleted.status_code == 204
+    with fed_app.app_context():
+        assert db.session.get(User, user.id) is None

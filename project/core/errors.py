@@ -180,6 +180,14 @@ StepUpRequired = error(
     "The account has a second factor and this session did not prove one within"
     " STEP_UP_MAX_AGE seconds; prove it (POST /auth/step-up) and retry.",
 )
+ReauthenticationRequired = error(
+    "reauthentication_required",
+    403,
+    "Sign in again",
+    "The account has no password and this session did not sign in within STEP_UP_MAX_AGE"
+    " seconds: sign in again (with the identity provider or an emailed link) and retry with"
+    " the new session.",
+)
 SecondFactorRequired = error(
     "second_factor_required",
     403,

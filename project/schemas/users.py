@@ -7,6 +7,11 @@ from project.models import Role
 from project.schemas.fields import MAX_EMAIL_LENGTH, Cursor, NewEmail, TrimmedString
 
 PASSWORD = validate.Length(min=8, max=128)
+# The service enforces it (it knows whether the account has a password): see services/users.
+CONFIRMS = (
+    "{} unless the account has no password; then omit it and use a session that signed in"
+    " within STEP_UP_MAX_AGE seconds"
+)
 
 
 class UserSchema(Schema):
@@ -23,27 +28,27 @@ class UserSchema(Schema):
 
 
 class ProfileUpdateSchema(Schema):
-    """Fields a user may change on their own profile; a new email needs the password."""
+    """Fields a user may change on their own profile; a new email needs confirming."""
 
     full_name = TrimmedString(validate=validate.Length(max=200), allow_none=True)
     email = NewEmail(
         validate=validate.Length(max=MAX_EMAIL_LENGTH),
         metadata={"description": "Takes effect once confirmed from the new address"},
     )
-    current_password = fields.String(load_only=True, validate=validate.Length(max=128))
-
-    @validates_schema
-    def password_for_email(self, data: dict[str, object], **_kwargs: object) -> None:
-        """Changing the email needs the current password."""
-        if "email" in data and "current_password" not in data:
-            raise ValidationError("Required to change the email.", "current_password")
+    current_password = fields.String(
+        load_only=True,
+        validate=validate.Length(max=128),
+        metadata={"description": CONFIRMS.format("To change the email: required")},
+    )
 
 
 class PasswordChangeSchema(Schema):
     """Change one's own password."""
 
     current_password = fields.String(
-        required=True, load_only=True, validate=validate.Length(max=128)
+        load_only=True,
+        validate=validate.Length(max=128),
+        metadata={"description": CONFIRMS.format("Required")},
     )
     new_password = fields.String(required=True, load_only=True, validate=PASSWORD)
 
@@ -60,7 +65,11 @@ class PasswordChangeSchema(Schema):
 class AccountDeleteSchema(Schema):
     """Confirm deleting one's own account."""
 
-    password = fields.String(required=True, load_only=True, validate=validate.Length(max=128))
+    password = fields.String(
+        load_only=True,
+        validate=validate.Length(max=128),
+        metadata={"description": CONFIRMS.format("Required")},
+    )
 
 
 class AdminUserUpdateSchema(Schema):

@@ -4,6 +4,10 @@ Changing the password or email, removing a factor and deleting the account call
 ``require_recent_factor`` first. For a user with a second factor, the session must have
 passed one (its ``amr`` holds otp, recovery or webauthn) within STEP_UP_MAX_AGE seconds;
 ``step_up`` proves one again for a live session.
+
+An account without a usable password (made by a provider) confirms those
+changes with ``require_recent_sign_in`` instead of its password: the session must have
+signed in within the same STEP_UP_MAX_AGE.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ from project.repositories import SessionRepository, UserRepository
 from project.services import audit, factors
 
 
+def _authenticated_lately(session: Session) -> bool:
+    """Whether the session signed in or proved a factor within STEP_UP_MAX_AGE seconds."""
+    age = utcnow() - session.auth_time
+    return age <= timedelta(seconds=current_settings().STEP_UP_MAX_AGE)
+
+
 def is_recent(session: Session) -> bool:
     """Whether the session proved a second factor within STEP_UP_MAX_AGE seconds."""
-    age = utcnow() - session.auth_time
-    return factors.proves_second_factor(session.amr) and age <= timedelta(
-        seconds=current_settings().STEP_UP_MAX_AGE
-    )
+    return factors.proves_second_factor(session.amr) and _authenticated_lately(session)
 
 
 def require_recent_factor(user: User, *, session_id: uuid.UUID) -> None:
@@ -39,6 +46,19 @@ def require_recent_factor(user: User, *, session_id: uuid.UUID) -> None:
     if session is None or session.user_id != user.id or not is_recent(session):
         raise errors.StepUpRequired(
             "Prove your second factor again (POST /auth/step-up), then retry."
+        )
+
+
+def require_recent_sign_in(user: User, *, session_id: uuid.UUID | None) -> None:
+    """Raise ReauthenticationRequired unless the session authenticated within STEP_UP_MAX_AGE.
+
+    What stands in for the password of an account that has none; reads the session row.
+    """
+    session = None if session_id is None else SessionRepository().get(session_id)
+    if session is None or session.user_id != user.id or not _authenticated_lately(session):
+        raise errors.ReauthenticationRequired(
+            "Sign in again (with your identity provider or an emailed link), then retry with"
+            " the new session."
         )
 
 

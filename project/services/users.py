@@ -31,6 +31,8 @@ from project.services.sessions import end_sessions, publish_revocations
 # Where a page of the admin list ends: (created_at, id), or the email in email order.
 PageKey = tuple[datetime, uuid.UUID] | str
 ADMIN_FIELDS = ("full_name", "role", "is_active")
+# What a request missing the password that confirms it is told (as marshmallow words it).
+MISSING = "Missing data for required field."
 
 
 @dataclass(frozen=True)
@@ -44,14 +46,21 @@ class UserPage:
 def update_profile(
     *, user_id: uuid.UUID, changes: dict[str, Any], session_id: uuid.UUID | None = None
 ) -> User:
-    """Change the caller's profile; a new email needs the password and a confirmation.
+    """Change the caller's profile; a new email needs confirming and a mailed confirmation.
 
-    With a second factor, a new email also needs a recent one on ``session_id`` (step-up).
+    The password confirms a new email, or for an account without one a recent sign-in
+    (see ``_confirm``); with a second factor, also a recent one on ``session_id`` (step-up).
     """
     email_change = None
     if "email" in changes:
-        _require_step_up(user_id, session_id)
-        user = _lock_unchanged(user_id, _checked_hash(user_id, changes["current_password"]))
+        checked_hash = _confirm(
+            user_id,
+            changes.get("current_password"),
+            session_id=session_id,
+            field="current_password",
+            missing="Required to change the email.",
+        )
+        user = _lock_unchanged(user_id, checked_hash)
         # Checked and staged before anything else, so a taken address changes nothing.
         email_change = verification.stage_email_change(user=user, new_email=changes["email"])
     else:
@@ -67,9 +76,8 @@ def update_profile(
     return user
 
 
-def _require_step_up(user_id: uuid.UUID, session_id: uuid.UUID | None) -> None:
+def _require_step_up(user: User, session_id: uuid.UUID | None) -> None:
     """Refuse a change that lowers protection from a session without a recent factor."""
-    user = get_user(user_id)
     if session_id is None:
         if factors.active_factors(user):
             raise errors.StepUpRequired("Prove your second factor again, then retry.")
@@ -82,10 +90,33 @@ def _check_password(user: User, password: str) -> None:
         raise errors.InvalidCredentials("The current password is incorrect.")
 
 
-def _checked_hash(user_id: uuid.UUID, password: str) -> str:
-    """Check the password without holding a lock (bcrypt takes a third of a second)."""
+def _confirm(
+    user_id: uuid.UUID,
+    password: str | None,
+    *,
+    session_id: uuid.UUID | None,
+    field: str,
+    missing: str = MISSING,
+) -> str:
+    """Check what confirms a change that lowers protection; return the hash checked against.
+
+    An account with a usable password confirms with it (a 422 on ``field`` without it). One
+    without (made by a provider) has nothing to type: a sign-in on
+    ``session_id`` within STEP_UP_MAX_AGE stands in for it (re-authentication), and a
+    password sent for it is refused as a wrong one. The step-up rule applies on top. Checked
+    without holding a lock (bcrypt takes a third of a second).
+    """
     user = get_user(user_id)
-    _check_password(user, password)
+    if password is None and security.has_usable_password(user.password_hash):
+        raise errors.ValidationFailed(
+            "The input is invalid; see errors.", errors={field: [missing]}
+        )
+    _require_step_up(user, session_id)
+    if password is None:
+        assurance.require_recent_sign_in(user, session_id=session_id)
+    else:
+        # An unusable hash matches no password: bcrypt refuses it, as a wrong password.
+        _check_password(user, password)
     return user.password_hash
 
 
@@ -98,15 +129,22 @@ def _lock_unchanged(user_id: uuid.UUID, checked_hash: str) -> User:
 
 
 def change_password(
-    *, user_id: uuid.UUID, current_password: str, new_password: str, session_id: uuid.UUID
+    *,
+    user_id: uuid.UUID,
+    current_password: str | None,
+    new_password: str,
+    session_id: uuid.UUID,
 ) -> None:
     """Set a new password, end every other session, and void every access token issued.
 
-    The caller's own session survives: its refresh token still works. With a second factor
-    the session must have proved it recently (step-up).
+    The caller's own session survives: its refresh token still works. The current password
+    confirms it; an account without one sets its first password after a recent sign-in
+    (``_confirm``). With a second factor the session must have proved it recently (step-up).
     """
-    _require_step_up(user_id, session_id)
-    user = _lock_unchanged(user_id, _checked_hash(user_id, current_password))
+    checked_hash = _confirm(
+        user_id, current_password, session_id=session_id, field="current_password"
+    )
+    user = _lock_unchanged(user_id, checked_hash)
     check_password_policy(new_password, email=user.email_normalized, field="new_password")
     rounds = current_settings().BCRYPT_ROUNDS
     user.password_hash = security.hash_password(new_password, rounds=rounds)
@@ -130,14 +168,14 @@ def _delete(user: User) -> None:
 
 
 def delete_account(
-    *, user_id: uuid.UUID, password: str, session_id: uuid.UUID | None = None
+    *, user_id: uuid.UUID, password: str | None, session_id: uuid.UUID | None = None
 ) -> None:
-    """Delete the caller's account and its sessions, after checking the password.
+    """Delete the caller's account and its sessions, once confirmed.
 
-    With a second factor the session must have proved it recently (step-up).
+    The password confirms it, or for an account without one a recent sign-in (``_confirm``);
+    with a second factor the session must have proved it recently (step-up).
     """
-    _require_step_up(user_id, session_id)
-    checked_hash = _checked_hash(user_id, password)
+    checked_hash = _confirm(user_id, password, session_id=session_id, field="password")
     # The admin lock first, then the row: the order every use case takes them in.
     admins = UserRepository().lock_admin_changes()
     user = _lock_unchanged(user_id, checked_hash)

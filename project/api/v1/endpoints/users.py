@@ -58,14 +58,18 @@ def get_me() -> User:
 )
 @blp.response(200, UserSchema)
 @blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_credentials`")
-@blp.alt_response(403, response="FORBIDDEN", description="`step_up_required`")
+@blp.alt_response(
+    403, response="FORBIDDEN", description="`step_up_required`, `reauthentication_required`"
+)
 @blp.alt_response(409, response="CONFLICT", description="`email_taken`")
 def update_me(changes: dict[str, Any]) -> User:
     """Update the caller's profile; a new email is mailed a confirmation link first.
 
     Changes `full_name`. Changing `email` needs `current_password` (and, with a second factor,
     a recent step-up); the new address takes effect once confirmed from a link mailed to it,
-    and the old address is told.
+    and the old address is told. An account without a password (made by a provider) omits
+    `current_password`: its session must have signed in within `STEP_UP_MAX_AGE` seconds,
+    else 403 `reauthentication_required` (sign in again, retry).
     """
     return users.update_profile(
         user_id=current_user.id, changes=changes, session_id=current_session_id()
@@ -79,15 +83,19 @@ def update_me(changes: dict[str, Any]) -> User:
 @blp.response(204)
 @blp.alt_response(409, response="CONFLICT", description="`last_admin`")
 @blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_credentials`")
-@blp.alt_response(403, response="FORBIDDEN", description="`step_up_required`")
+@blp.alt_response(
+    403, response="FORBIDDEN", description="`step_up_required`, `reauthentication_required`"
+)
 def delete_me(data: dict[str, Any]) -> None:
     """Delete the caller's account and every session; the password confirms it.
 
     Deletes the account and every session; the password confirms it, and with a second factor
-    a recent step-up too. The last active admin cannot delete itself (409 `last_admin`).
+    a recent step-up too. An account without a password omits `password`: its session must
+    have signed in within `STEP_UP_MAX_AGE` seconds, else 403 `reauthentication_required`.
+    The last active admin cannot delete itself (409 `last_admin`).
     """
     users.delete_account(
-        user_id=current_user.id, password=data["password"], session_id=current_session_id()
+        user_id=current_user.id, password=data.get("password"), session_id=current_session_id()
     )
 
 
@@ -102,17 +110,22 @@ def delete_me(data: dict[str, Any]) -> None:
     },
 )
 @blp.response(204)
-@blp.alt_response(403, response="FORBIDDEN", description="`step_up_required`")
+@blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_credentials`")
+@blp.alt_response(
+    403, response="FORBIDDEN", description="`step_up_required`, `reauthentication_required`"
+)
 def change_password(data: dict[str, Any]) -> None:
     """Change the caller's password; other sessions end and access tokens must be refreshed.
 
     Other sessions end and every access token issued before is void; the caller keeps its
     session and refreshes to get a new access token. A notice is mailed. With a second
-    factor the session needs a recent step-up.
+    factor the session needs a recent step-up. An account without a password sets its first
+    one by omitting `current_password`, from a session that signed in within
+    `STEP_UP_MAX_AGE` seconds (else 403 `reauthentication_required`).
     """
     users.change_password(
         user_id=current_user.id,
-        current_password=data["current_password"],
+        current_password=data.get("current_password"),
         new_password=data["new_password"],
         session_id=current_session_id(),
     )
