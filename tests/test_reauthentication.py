@@ -274,3 +274,45 @@ def test_odd_confirmations_are_problems_not_crashes(
         assert response.mimetype == "application/problem+json"
     assert exists(app, user)
     assert not security.has_usable_password(stored_hash(app, user))
+
+
+def test_a_recent_sign_in_lets_an_account_without_password_add_an_authenticator_app(
+    app: Flask, client: FlaskClient
+) -> None:
+    user = passwordless_user(app)
+    headers = signed_in(app, user)
+    started = client.post("/api/v1/auth/factors/totp", json={}, headers=headers)
+    assert started.status_code == 201, started.json
+    assert started.json["otpauth_uri"].startswith("otpauth://totp/")
+
+
+def test_an_old_sign_in_cannot_add_an_authenticator_app_to_an_account_without_password(
+    app: Flask, client: FlaskClient
+) -> None:
+    user = passwordless_user(app)
+    headers = signed_in(app, user)
+    age_sessions(app, user)
+    refused = client.post("/api/v1/auth/factors/totp", json={}, headers=headers)
+    assert_problem(refused, 403, "reauthentication_required")
+    listed = client.get("/api/v1/auth/factors", headers=headers)
+    assert listed.status_code == 200
+    assert listed.json["factors"] == []
+
+
+def test_a_password_sent_for_an_account_without_one_cannot_add_an_authenticator_app(
+    app: Flask, client: FlaskClient
+) -> None:
+    user = passwordless_user(app)
+    headers = signed_in(app, user)
+    refused = client.post("/api/v1/auth/factors/totp", json={"password": PASSWORD}, headers=headers)
+    assert_problem(refused, 401, "invalid_credentials")
+
+
+def test_an_account_with_a_password_must_send_it_to_add_an_authenticator_app(
+    app: Flask, client: FlaskClient, make_user: Callable[..., User]
+) -> None:
+    user = make_user()
+    headers = signed_in(app, user, amr=("pwd",))
+    refused = client.post("/api/v1/auth/factors/totp", json={}, headers=headers)
+    assert_problem(refused, 422, "validation_error")
+    assert "password" in refused.json["errors"]

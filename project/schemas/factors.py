@@ -10,7 +10,11 @@ from project.schemas.auth import CODE
 class TotpStartSchema(Schema):
     """A new authenticator app, confirmed by the password (a stolen token cannot add one)."""
 
-    password = fields.String(required=True, load_only=True, validate=validate.Length(max=128))
+    password = fields.String(
+        load_only=True,
+        validate=validate.Length(max=128),
+        metadata={"description": "Required unless the account has no password (see above)"},
+    )
     label = fields.String(
         validate=validate.Length(max=64),
         allow_none=True,

@@ -61,15 +61,30 @@ def _user(user_id: uuid.UUID) -> User:
     return user
 
 
-def start_enrolment(*, user_id: uuid.UUID, password: str, label: str | None = None) -> Enrolment:
+def start_enrolment(
+    *,
+    user_id: uuid.UUID,
+    password: str | None,
+    session_id: uuid.UUID | None = None,
+    label: str | None = None,
+) -> Enrolment:
     """Create a pending factor with a fresh secret; an earlier pending one is replaced.
 
-    The password is asked for: whoever adds a factor could lock the owner out with it.
+    The password is asked for: whoever adds a factor could lock the owner out with it. An
+    account without one (made by a provider) signs in again instead (a recent sign-in).
     """
     found = UserRepository().get(user_id)
     if found is None:
         raise errors.TokenRevoked("This session has ended.")
-    if not security.verify_password(password, found.password_hash):
+    if password is None and security.has_usable_password(found.password_hash):
+        raise errors.ValidationFailed(
+            "The input is invalid; see errors.",
+            errors={"password": ["Missing data for required field."]},
+        )
+    if password is None:
+        assurance.require_recent_sign_in(found, session_id=session_id)
+    elif not security.verify_password(password, found.password_hash):
+        # An unusable hash matches no password, so a password-less account lands here too.
         raise errors.InvalidCredentials("The password is incorrect.")
     user = _user(user_id)
     repository = TotpFactorRepository()

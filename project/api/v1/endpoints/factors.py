@@ -44,15 +44,21 @@ def list_factors() -> FactorList:
 )
 @blp.response(201, EnrolmentSchema)
 @blp.alt_response(401, response="UNAUTHORIZED", description="`invalid_credentials`")
+@blp.alt_response(403, response="FORBIDDEN", description="`reauthentication_required`")
 @blp.alt_response(409, response="CONFLICT", description="`conflict`: one is set up already")
 def start_totp(data: dict[str, Any]) -> Enrolment:
     """Start setting up an authenticator app: returns its secret, URI and QR code, once.
 
-    The password confirms it. The app is pending until confirmed with a code from it;
-    starting again replaces a pending one. Scan `qr_svg` (or type `secret`) into the app.
+    The password confirms it; an account without one (made by an identity provider) sends
+    none and needs a sign-in within STEP_UP_MAX_AGE (else 403 `reauthentication_required`).
+    The app is pending until confirmed with a code from it; starting again replaces a
+    pending one. Scan `qr_svg` (or type `secret`) into the app.
     """
     return totp.start_enrolment(
-        user_id=current_user.id, password=data["password"], label=data.get("label")
+        user_id=current_user.id,
+        password=data.get("password"),
+        session_id=current_session_id(),
+        label=data.get("label"),
     )
 
 
