@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar, Generic, TypeVar
 
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import scoped_session
 
@@ -39,3 +40,21 @@ class BaseRepository(Generic[ModelT]):
         """Delete a row and flush."""
         self.session.delete(entity)
         self.session.flush()
+
+    def ids_where(
+        self, condition: ColumnElement[bool], *, after: uuid.UUID | None, limit: int
+    ) -> list[uuid.UUID]:
+        """Up to ``limit`` ids of rows matching ``condition``, in id order after ``after``.
+
+        A walk along the primary key, so a batch job continues where its last batch stopped
+        without an index on what ``condition`` reads.
+        """
+        query = select(self.model.id).where(condition).order_by(self.model.id).limit(limit)
+        if after is not None:
+            query = query.where(self.model.id > after)
+        return list(self.session.scalars(query))
+
+    def delete_ids(self, ids: list[uuid.UUID]) -> int:
+        """Delete the rows with these ids; return how many went."""
+        result = self.session.execute(delete(self.model).where(self.model.id.in_(ids)))
+        return int(result.rowcount)  # type: ignore[attr-defined]

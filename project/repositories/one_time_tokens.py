@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import or_, select, update
 
 from project.models import OneTimeToken, TokenPurpose
 from project.repositories.base import BaseRepository
@@ -93,17 +93,5 @@ class OneTimeTokenRepository(BaseRepository[OneTimeToken]):
         self, cutoff: datetime, *, after: uuid.UUID | None, limit: int
     ) -> list[uuid.UUID]:
         """Ids of tokens used or expired before ``cutoff``, in id order after ``after``."""
-        query = (
-            select(OneTimeToken.id)
-            .where(or_(OneTimeToken.used_at < cutoff, OneTimeToken.expires_at < cutoff))
-            .order_by(OneTimeToken.id)
-            .limit(limit)
-        )
-        if after is not None:
-            query = query.where(OneTimeToken.id > after)
-        return list(self.session.scalars(query))
-
-    def delete_ids(self, token_ids: list[uuid.UUID]) -> int:
-        """Delete these tokens; return how many went."""
-        result = self.session.execute(delete(OneTimeToken).where(OneTimeToken.id.in_(token_ids)))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        spent = or_(OneTimeToken.used_at < cutoff, OneTimeToken.expires_at < cutoff)
+        return self.ids_where(spent, after=after, limit=limit)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from project.models import Session, User
 from project.repositories.base import BaseRepository
@@ -184,20 +184,7 @@ class SessionRepository(BaseRepository[Session]):
     ) -> list[uuid.UUID]:
         """Ids of sessions revoked or expired before ``cutoff``, in id order after ``after``.
 
-        A walk along the primary key: no index on the ending times (which every refresh
-        would have to update), and each call continues where the last one stopped.
+        No index on the ending times: every refresh would have to update it.
         """
-        query = (
-            select(Session.id)
-            .where(or_(Session.revoked_at < cutoff, Session.expires_at < cutoff))
-            .order_by(Session.id)
-            .limit(limit)
-        )
-        if after is not None:
-            query = query.where(Session.id > after)
-        return list(self.session.scalars(query))
-
-    def delete_ids(self, session_ids: list[uuid.UUID]) -> int:
-        """Delete these sessions; return how many went."""
-        result = self.session.execute(delete(Session).where(Session.id.in_(session_ids)))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        ended = or_(Session.revoked_at < cutoff, Session.expires_at < cutoff)
+        return self.ids_where(ended, after=after, limit=limit)
