@@ -77,9 +77,11 @@ fuzz: install-dev
 postman: install-dev node_modules/.installed
 	$(BIN)/python tools/postman.py
 
-## bench: wrk against Warden and a bare-Flask floor on PostgreSQL + Redis (docs/performance.md)
+## bench: wrk against Warden, the peers and a bare-Flask floor on PostgreSQL + Redis, then
+## sign-in with TOTP against the bcrypt bound (docs/performance.md)
 bench: install-dev
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/totp_login.py
 
 ## bench-scale: latencies at 1,000 and 1,000,000 users
 bench-scale: install-dev
