@@ -15,13 +15,15 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from project.core import errors
+from project.core import errors, security
 from project.core.settings import current_settings
 from project.extensions import db
 from project.models import AuditEventType, Session, User
 from project.models.types import utcnow
 from project.repositories import SessionRepository, UserRepository
 from project.services import audit, factors
+
+MISSING = "Missing data for required field."
 
 
 def _authenticated_lately(session: Session) -> bool:
@@ -60,6 +62,35 @@ def require_recent_sign_in(user: User, *, session_id: uuid.UUID | None) -> None:
             "Sign in again (with your identity provider or an emailed link), then retry with"
             " the new session."
         )
+
+
+def require_password_field(
+    user: User, password: str | None, *, field: str, missing: str = MISSING
+) -> None:
+    """Refuse (422 on ``field``) a missing password when the account has one to send."""
+    if password is None and security.has_usable_password(user.password_hash):
+        raise errors.ValidationFailed(
+            "The input is invalid; see errors.", errors={field: [missing]}
+        )
+
+
+def confirm_presence(
+    user: User,
+    password: str | None,
+    *,
+    session_id: uuid.UUID | None,
+    wrong: str = "The password is incorrect.",
+) -> None:
+    """Check the owner is present: the password sent, or with none sent a recent sign-in.
+
+    After ``require_password_field``, no password means an account without one (made by a
+    provider). A password sent for such an account is refused as a wrong one: an unusable
+    hash matches none.
+    """
+    if password is None:
+        require_recent_sign_in(user, session_id=session_id)
+    elif not security.verify_password(password, user.password_hash):
+        raise errors.InvalidCredentials(wrong)
 
 
 def step_up(*, user_id: uuid.UUID, session_id: uuid.UUID, code: str) -> None:

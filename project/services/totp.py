@@ -76,16 +76,8 @@ def start_enrolment(
     found = UserRepository().get(user_id)
     if found is None:
         raise errors.TokenRevoked("This session has ended.")
-    if password is None and security.has_usable_password(found.password_hash):
-        raise errors.ValidationFailed(
-            "The input is invalid; see errors.",
-            errors={"password": ["Missing data for required field."]},
-        )
-    if password is None:
-        assurance.require_recent_sign_in(found, session_id=session_id)
-    elif not security.verify_password(password, found.password_hash):
-        # An unusable hash matches no password, so a password-less account lands here too.
-        raise errors.InvalidCredentials("The password is incorrect.")
+    assurance.require_password_field(found, password, field="password")
+    assurance.confirm_presence(found, password, session_id=session_id)
     user = _user(user_id)
     repository = TotpFactorRepository()
     if repository.active_for_user(user.id):

@@ -32,7 +32,6 @@ from project.services.sessions import end_sessions, publish_revocations
 PageKey = tuple[datetime, uuid.UUID] | str
 ADMIN_FIELDS = ("full_name", "role", "is_active")
 # What a request missing the password that confirms it is told (as marshmallow words it).
-MISSING = "Missing data for required field."
 
 
 @dataclass(frozen=True)
@@ -85,18 +84,13 @@ def _require_step_up(user: User, session_id: uuid.UUID | None) -> None:
     assurance.require_recent_factor(user, session_id=session_id)
 
 
-def _check_password(user: User, password: str) -> None:
-    if not security.verify_password(password, user.password_hash):
-        raise errors.InvalidCredentials("The current password is incorrect.")
-
-
 def _confirm(
     user_id: uuid.UUID,
     password: str | None,
     *,
     session_id: uuid.UUID | None,
     field: str,
-    missing: str = MISSING,
+    missing: str = assurance.MISSING,
 ) -> str:
     """Check what confirms a change that lowers protection; return the hash checked against.
 
@@ -107,16 +101,11 @@ def _confirm(
     without holding a lock (bcrypt takes a third of a second).
     """
     user = get_user(user_id)
-    if password is None and security.has_usable_password(user.password_hash):
-        raise errors.ValidationFailed(
-            "The input is invalid; see errors.", errors={field: [missing]}
-        )
+    assurance.require_password_field(user, password, field=field, missing=missing)
     _require_step_up(user, session_id)
-    if password is None:
-        assurance.require_recent_sign_in(user, session_id=session_id)
-    else:
-        # An unusable hash matches no password: bcrypt refuses it, as a wrong password.
-        _check_password(user, password)
+    assurance.confirm_presence(
+        user, password, session_id=session_id, wrong="The current password is incorrect."
+    )
     return user.password_hash
 
 
