@@ -6,6 +6,7 @@ hook serves. An upgrade that changes one fails its test instead of misbehaving q
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from copy import deepcopy
@@ -14,6 +15,7 @@ from typing import Any
 from flask import Flask, current_app
 from flask_jwt_extended import JWTManager
 from flask_jwt_extended.exceptions import CSRFError
+from flask_limiter import Limiter
 from jwt import MissingRequiredClaimError
 
 from project.core.settings import current_settings
@@ -43,6 +45,36 @@ def document_operation(view: Callable[..., Any], *, responses: Mapping[int, str]
     for status, name in responses.items():
         documented.setdefault(status, []).append(name)
     view._apidoc = apidoc  # type: ignore[attr-defined]
+
+
+def check_limits_unless(app: Flask, limiter: Limiter, exempt: Callable[[], bool]) -> None:
+    """Run Flask-Limiter's per-request check only for requests ``exempt`` does not exempt.
+
+    Flask-Limiter 4.1: ``init_app`` registers the bound method
+    ``Limiter._check_request_limit`` as a ``before_request`` hook. Its public
+    ``request_filter`` is called inside that check only after the view's limits and
+    exemption scopes are resolved, which costs a warm authenticated read (whose account
+    limit is counted in the session check) as much CPU as that whole check. The hook is
+    wrapped where it stands, so it keeps its place among the app's hooks.
+    """
+    hooks = app.before_request_funcs.setdefault(None, [])
+    found = [
+        index
+        for index, hook in enumerate(hooks)
+        if getattr(hook, "__self__", None) is limiter
+        and getattr(hook, "__func__", None) is Limiter._check_request_limit
+    ]
+    if len(found) != 1:
+        raise RuntimeError("Flask-Limiter's request check is not among the app's hooks.")
+    index = found[0]
+    hook = hooks[index]
+
+    @functools.wraps(hook)
+    def check_request_limit() -> None:
+        if not exempt():
+            hook()
+
+    hooks[index] = check_request_limit
 
 
 class CachingJWTManager(JWTManager):

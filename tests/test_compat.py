@@ -10,6 +10,7 @@ import pkgutil
 import sys
 from typing import Any
 
+import flask_limiter
 import flask_smorest
 import marshmallow as ma
 import pytest
@@ -20,7 +21,7 @@ import project
 from project import compat
 from project.core.logging import configure_logging
 from project.core.verified_tokens import CACHE_KEY
-from project.extensions import jwt
+from project.extensions import jwt, limiter
 
 # marshmallow documents overriding these to write a custom field.
 FIELD_HOOKS = {"_serialize", "_deserialize"}
@@ -96,6 +97,20 @@ def test_flask_jwt_extended_decodes_through_the_override(app: Flask) -> None:
         app.extensions[CACHE_KEY].clear()
         assert decode_token(token)["sub"] == "someone"
         assert token in app.extensions[CACHE_KEY]
+
+
+def test_flask_limiter_checks_requests_through_the_wrapped_hook(app: Flask) -> None:
+    hooks = app.before_request_funcs[None]
+    wrapped = [hook for hook in hooks if getattr(hook, "__wrapped__", None) is not None]
+    assert [hook.__wrapped__.__func__ for hook in wrapped] == [  # type: ignore[attr-defined]
+        flask_limiter.Limiter._check_request_limit
+    ]
+    assert not any(getattr(hook, "__self__", None) is limiter for hook in hooks)
+
+
+def test_the_gate_refuses_an_app_without_flask_limiters_hook() -> None:
+    with pytest.raises(RuntimeError):
+        compat.check_limits_unless(Flask(__name__), limiter, lambda: False)
 
 
 def project_classes() -> list[type]:

@@ -13,7 +13,6 @@ from typing import Any, TypeVar, cast
 from flask import Response, after_this_request, current_app, g, jsonify, request
 from flask_jwt_extended import (
     JWTManager,
-    current_user,
     get_csrf_token,
     get_jwt,
     get_jwt_request_location,
@@ -22,6 +21,7 @@ from flask_jwt_extended import (
     unset_jwt_cookies,
     verify_jwt_in_request,
 )
+from werkzeug.local import LocalProxy
 
 from project.api.errors import problem_response
 from project.api.openapi import CREDENTIAL
@@ -31,7 +31,7 @@ from project.core import context, errors
 from project.core.keys import KeySet
 from project.core.settings import current_settings
 from project.core.tokens import TokenPair
-from project.core.verified_tokens import CACHE_KEY
+from project.core.verified_tokens import CACHE_KEY, VerifiedTokenCache
 from project.models import User
 from project.schemas.auth import BearerTokensSchema, CookieTokensSchema
 from project.services import access
@@ -48,6 +48,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 BEARER_TOKENS = BearerTokensSchema()
 COOKIE_TOKENS = CookieTokensSchema()
 TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def authenticated_user() -> User:
+    """The user of the request's verified access token (set by the session check)."""
+    return cast(User, g.authenticated_user)
+
+
+current_user: User = cast(User, LocalProxy(authenticated_user))
 
 
 def key_set() -> KeySet | None:
@@ -100,18 +108,11 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
 
     @jwt.token_in_blocklist_loader
     def is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
-        view = current_app.view_functions.get(request.endpoint or "")
         try:
-            user = access.check(payload, count=counts_per_account(view))
+            check_session(payload)
         except errors.TokenRevoked as exc:
             g.revoked_because = exc.detail
-            token = bearer_token()
-            if token is not None:
-                # Its next use is counted per IP again (api/ratelimits.py).
-                current_app.extensions[CACHE_KEY].forget(token)
             return True
-        g.authenticated_user = user
-        context.bind(user_id=str(user.id))
         return False
 
     @jwt.user_lookup_loader
@@ -120,6 +121,54 @@ def register_jwt_callbacks(jwt: JWTManager) -> None:
             # The rotation checks and loads a refresh token's user (services.auth.refresh).
             return str(payload["sub"])
         return cast(User | None, g.get("authenticated_user"))
+
+
+def check_session(claims: dict[str, Any]) -> None:
+    """Check the session of a verified access token and make its user the request's.
+
+    Raises TokenRevoked (and forgets a header token, so its next use is counted per IP
+    again, api/ratelimits.py) or RateLimited.
+    """
+    view = current_app.view_functions.get(request.endpoint or "")
+    try:
+        user = access.check(claims, count=counts_per_account(view))
+    except errors.TokenRevoked:
+        token = bearer_token()
+        if token is not None:
+            current_app.extensions[CACHE_KEY].forget(token)
+        raise
+    g.authenticated_user = user
+    context.bind(user_id=str(user.id))
+
+
+def verify_access_token() -> None:
+    """Verify the request's access token and check its session.
+
+    A Bearer access token this worker verified before is taken from its cache: the header
+    is where flask-jwt-extended looks first (JWT_TOKEN_LOCATION), and the signature, type
+    and claims were checked when it was cached. Any other token goes through
+    flask-jwt-extended in full (cookies, CSRF, signature), whose blocklist callback runs
+    the same session check.
+    """
+    token = bearer_token()
+    verified: VerifiedTokenCache = current_app.extensions[CACHE_KEY]
+    claims = verified.get(token, None) if token is not None else None
+    if claims is None or claims.get("type") != "access":
+        verify_jwt_in_request()
+        _keep_claims(get_jwt(), get_jwt_request_location())
+        return
+    check_session(claims)
+    _keep_claims(claims, "headers")
+
+
+def _keep_claims(claims: dict[str, Any], location: str | None) -> None:
+    g.token_claims = claims
+    g.token_location = location
+
+
+def current_claims() -> dict[str, Any]:
+    """The claims of the request's verified token."""
+    return cast(dict[str, Any], g.token_claims)
 
 
 def _document(view: Callable[..., Any], *statuses: int, credential: str) -> None:
@@ -134,7 +183,7 @@ def auth_required(view: F) -> F:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        verify_jwt_in_request()
+        verify_access_token()
         return view(*args, **kwargs)
 
     setattr(wrapper, CHECKS_ACCESS_TOKEN, True)
@@ -147,11 +196,11 @@ def admin_required(view: F) -> F:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        verify_jwt_in_request()
+        verify_access_token()
         if not current_user.is_admin:
             raise errors.Forbidden("This operation needs the admin role.")
         if current_settings().ADMIN_REQUIRE_SECOND_FACTOR and not proves_second_factor(
-            get_jwt().get("amr") or ["pwd"]
+            current_claims().get("amr") or ["pwd"]
         ):
             raise errors.SecondFactorRequired(
                 "Admin operations need a session that passed a second factor."
@@ -173,6 +222,7 @@ def refresh_token_required(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         verify_jwt_in_request(refresh=True, skip_revocation_check=True)
+        _keep_claims(get_jwt(), get_jwt_request_location())
         # Parsing the ids and the token id here answers a malformed one with 401 before the
         # view runs (the rotation would hand a bad jti to the database).
         context.bind(user_id=str(current_user_id()))
@@ -185,17 +235,17 @@ def refresh_token_required(view: F) -> F:
 
 def current_user_id() -> uuid.UUID:
     """Return the user id carried by the verified token."""
-    return claimed_ids(get_jwt())[0]
+    return claimed_ids(current_claims())[0]
 
 
 def current_session_id() -> uuid.UUID:
     """Return the session id carried by the verified token."""
-    return claimed_ids(get_jwt())[1]
+    return claimed_ids(current_claims())[1]
 
 
 def current_token_id() -> str:
     """Return the ``jti`` of the verified token; one Warden never issues names no session."""
-    jti = get_jwt().get("jti")
+    jti = current_claims().get("jti")
     # Warden issues UUIDs; the column holds 64 characters and PostgreSQL text no NUL.
     if not isinstance(jti, str) or not TOKEN_ID.fullmatch(jti):
         raise errors.TokenRevoked("This session has ended.")
@@ -204,7 +254,7 @@ def current_token_id() -> str:
 
 def came_in_cookie() -> bool:
     """Whether the verified token was read from a cookie (browser mode)."""
-    return bool(get_jwt_request_location() == "cookies")
+    return bool(g.get("token_location") == "cookies")
 
 
 def device_cookie() -> str | None:

@@ -93,7 +93,6 @@ def bearer_token() -> str | None:
     return header[len("Bearer ") :] if header.startswith("Bearer ") else None
 
 
-@limiter.request_filter
 def counted_per_account_only() -> bool:
     """Whether Flask-Limiter skips this request, because the access check counts it.
 

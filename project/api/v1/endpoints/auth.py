@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from flask import Response, jsonify
-from flask_jwt_extended import current_user
 
 from project.api.arguments import Blueprint
 from project.api.auth import (
@@ -16,6 +15,7 @@ from project.api.auth import (
     client_info,
     current_session_id,
     current_token_id,
+    current_user,
     current_user_id,
     deliver_tokens,
     device_cookie,

@@ -5,10 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask_jwt_extended import current_user
-
 from project.api.arguments import Blueprint
-from project.api.auth import auth_required, current_session_id
+from project.api.auth import auth_required, current_session_id, current_user
 from project.api.ratelimits import code_limit, ends_sessions, password_limit
 from project.schemas.auth import CodeSchema
 from project.schemas.factors import (

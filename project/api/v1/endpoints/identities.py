@@ -11,10 +11,9 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response, after_this_request, redirect, request, url_for
-from flask_jwt_extended import current_user
 
 from project.api.arguments import Blueprint
-from project.api.auth import auth_required, client_info, deliver_tokens
+from project.api.auth import auth_required, client_info, current_user, deliver_tokens
 from project.api.ratelimits import code_limit, email_limit
 from project.api.v1.endpoints.auth import challenge_response
 from project.core import errors

@@ -6,13 +6,13 @@ import uuid
 from typing import Any
 
 from flask import Response
-from flask_jwt_extended import current_user
 
 from project.api.arguments import Blueprint
 from project.api.auth import (
     auth_required,
     client_info,
     current_session_id,
+    current_user,
     deliver_tokens,
 )
 from project.api.ratelimits import ends_sessions, passkey_limit

@@ -6,10 +6,15 @@ import uuid
 from typing import Any
 
 from flask import Response, stream_with_context
-from flask_jwt_extended import current_user, get_current_user
 
 from project.api.arguments import Blueprint
-from project.api.auth import admin_required, auth_required, current_session_id
+from project.api.auth import (
+    admin_required,
+    auth_required,
+    authenticated_user,
+    current_session_id,
+    current_user,
+)
 from project.api.ratelimits import ends_sessions, password_limit
 from project.models import User
 from project.schemas.audit import (
@@ -42,7 +47,7 @@ def get_me() -> User:
 
     The authenticated user's own record.
     """
-    return get_current_user()  # type: ignore[no-any-return]
+    return authenticated_user()
 
 
 @blp.route("/me", methods=["PATCH"])
