@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import RowMapping
-
 from project.core import context
 from project.extensions import db
 from project.models import AuditEvent, AuditEventType
@@ -101,6 +99,6 @@ def search(
     return list_events(filters=filters, limit=limit, before=before)
 
 
-def stream_events_for(user_id: uuid.UUID) -> Iterator[Sequence[RowMapping]]:
+def stream_events_for(user_id: uuid.UUID) -> Iterator[Sequence[Sequence[Any]]]:
     """Every event about a user, newest first, in batches (for the account export)."""
     return AuditEventRepository().stream_for_user(user_id, batch=EXPORT_BATCH)

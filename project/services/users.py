@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping
-
 from project.core import emails, errors, security
 from project.core.settings import current_settings
 from project.extensions import db
@@ -287,7 +285,7 @@ class AccountExport:
     profile: User
     sessions: list[Any]
     passkeys: list[Any]
-    security_events: Iterator[Sequence[RowMapping]]  # read as it is sent, in batches
+    security_events: Iterator[Sequence[Sequence[Any]]]  # read as it is sent, in batches
 
 
 def export_account(*, user_id: uuid.UUID) -> AccountExport:
