@@ -15,6 +15,7 @@ from webargs.core import missing, parse_json
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from project.api.openapi import CREDENTIAL, security_requirement
+from project.compat import document_operation
 from project.core import errors
 from project.schemas.fields import storable_text
 
@@ -243,8 +244,8 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
                 shared |= RATE_LIMIT_RESPONSES
             if self.strict:
                 shared |= STRICT_RESPONSES
-            for status, name in shared.items():
-                func = self.alt_response(status, name)(func)
+            # Documented in place: each alt_response would wrap the view once more.
+            document_operation(func, responses=shared)
             security = security_requirement(getattr(func, CREDENTIAL, None), safe=safe)
             return register(self.doc(operationId=_camel(func.__name__), security=security)(func))
 

@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from functools import partial
+from typing import Any
 
 from flask import Flask, Request, Response, g, request
 from flask.sessions import SessionInterface, SessionMixin
@@ -26,35 +27,46 @@ DOCS_PATHS = ("/api/v1/openapi.json", "/api/v1/docs", "/api/v1/redoc")
 METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def normalize_auth_scheme() -> None:
-    """Accept the Bearer scheme in any case, as HTTP allows (flask-jwt-extended wants one)."""
-    value = request.environ.get("HTTP_AUTHORIZATION")
-    if value and not value.startswith("Bearer"):
-        request.environ["HTTP_AUTHORIZATION"] = BEARER_SCHEME.sub(r"\1Bearer", value)
+def prepare_request() -> None:
+    """Start the request's context, then look at its headers and body (one hook: Flask's
+    per-hook dispatch costs more than most of these steps)."""
+    # Headers are read from the WSGI environ: Werkzeug's Headers.get raises and catches
+    # an exception for each header a request lacks.
+    environ = request.environ
+    start_request(environ)
+    normalize_auth_scheme(environ)
+    refuse_encoded_body(environ)
+    read_streamed_body(environ)
 
 
-def start_request() -> None:
+def start_request(environ: dict[str, Any]) -> None:
     """Adopt a well-formed client X-Request-ID or make one, and start the clock."""
-    supplied = request.headers.get("X-Request-ID", "")
+    supplied = environ.get("HTTP_X_REQUEST_ID", "")
     g.request_id = supplied if REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
     g.started = time.perf_counter()
     g.pending_tasks = tasks.begin_request()
-    context.clear()
-    context.bind(
+    context.start(
         request_id=g.request_id,
-        ip=clean_ip(request.remote_addr),
-        user_agent=clean_user_agent(request.headers.get("User-Agent")),
+        ip=clean_ip(environ.get("REMOTE_ADDR")),
+        user_agent=clean_user_agent(environ.get("HTTP_USER_AGENT")),
     )
 
 
-def refuse_encoded_body() -> None:
+def normalize_auth_scheme(environ: dict[str, Any]) -> None:
+    """Accept the Bearer scheme in any case, as HTTP allows (flask-jwt-extended wants one)."""
+    value = environ.get("HTTP_AUTHORIZATION")
+    if value and not value.startswith("Bearer"):
+        environ["HTTP_AUTHORIZATION"] = BEARER_SCHEME.sub(r"\1Bearer", value)
+
+
+def refuse_encoded_body(environ: dict[str, Any]) -> None:
     """Refuse a compressed body: Warden would read the compressed bytes as they are."""
-    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    encoding = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
     if encoding not in ("", "identity"):
         raise errors.UnsupportedMediaType("Send the body without Content-Encoding.")
 
 
-def read_streamed_body() -> None:
+def read_streamed_body(environ: dict[str, Any]) -> None:
     """Read a chunked body now: a broken one is 400, one past the limit 413.
 
     A chunked body is parsed by the server as the app reads it, so a malformed chunk raises
@@ -63,15 +75,15 @@ def read_streamed_body() -> None:
     invalid). A body with a Content-Length is checked by Werkzeug before it is read.
     """
     if (
-        "chunked" not in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         or request.content_length is not None
-        or "wsgi.input_terminated" not in request.environ
+        or "wsgi.input_terminated" not in environ
     ):
         return  # no body, or one Werkzeug already bounds by its Content-Length
     try:
         body = request.get_data(cache=True)
         limit = request.max_content_length
-        if limit is not None and len(body) >= limit and request.environ["wsgi.input"].read(1):
+        if limit is not None and len(body) >= limit and environ["wsgi.input"].read(1):
             raise RequestEntityTooLarge()
     except (errors.AppError, HTTPException):
         raise
@@ -82,34 +94,39 @@ def read_streamed_body() -> None:
 
 def finish_request(response: Response) -> Response:
     """Echo the request id and write one access log line."""
-    response.headers["X-Request-ID"] = g.get("request_id", "")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if request.path.startswith("/api/v1/") and not request.path.startswith(DOCS_PATHS):
+    path, method, settings = request.path, request.method, current_settings()
+    headers = response.headers
+    headers["X-Request-ID"] = g.get("request_id", "")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    if path.startswith("/api/v1/") and not path.startswith(DOCS_PATHS):
         # Bodies carry tokens and personal data: no browser or proxy may keep a copy.
-        response.headers["Cache-Control"] = "no-store"
-    if current_settings().CORS_ORIGINS and request.path.startswith("/api/"):
+        headers["Cache-Control"] = "no-store"
+    if settings.CORS_ORIGINS and path.startswith("/api/"):
         # The CORS headers depend on the Origin: a shared cache must key on it, whether
         # or not this answer carries them (flask-cors adds it only for some configurations).
         response.vary.add("Origin")
-    add_rate_limit_headers(response)
+    if g.get("rate_limited"):
+        add_rate_limit_headers(response)
     pending = g.get("pending_tasks")
     if pending:
         # Deferred work (mail without Redis) runs once the client has its response.
         response.call_on_close(partial(tasks.run_all, pending))
-    if current_settings().HSTS:
-        response.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
-    route = request.url_rule.rule if request.url_rule else "<unmatched>"
+    if settings.HSTS:
+        headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+    rule = request.url_rule
+    route = rule.rule if rule else "<unmatched>"
     elapsed = time.perf_counter() - g.get("started", time.perf_counter())
     # Any token is a method to a client: only known ones become label values.
-    method = request.method if request.method in METRIC_METHODS else "OTHER"
-    metrics.HTTP_REQUESTS.labels(route, method, str(response.status_code)).inc()
-    metrics.HTTP_LATENCY.labels(route, method).observe(elapsed)
+    label = method if method in METRIC_METHODS else "OTHER"
+    status = response.status_code
+    metrics.HTTP_REQUESTS.labels(route, label, str(status)).inc()
+    metrics.HTTP_LATENCY.labels(route, label).observe(elapsed)
     logger.info(
         "request",
         extra={
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
+            "method": method,
+            "path": path,
+            "status": status,
             "duration_ms": round(elapsed * 1000, 2),
         },
     )
@@ -123,7 +140,7 @@ def add_rate_limit_headers(response: Response) -> None:
     """
     current = limiter.current_limit
     # A login_throttled 429 is not a rate limit: the last limit checked was not breached.
-    if current is None or not g.get("rate_limited"):
+    if current is None:
         return
     try:
         # Read from the limiter's storage now, after the view: Redis may have failed since.
@@ -158,9 +175,6 @@ class NoCookieSession(SessionInterface):
 def register_request_hooks(app: Flask) -> None:
     """Install the hooks on ``app``."""
     app.session_interface = NoCookieSession()
-    app.before_request(start_request)
-    app.before_request(normalize_auth_scheme)
-    app.before_request(refuse_encoded_body)
-    app.before_request(read_streamed_body)
+    app.before_request(prepare_request)
     app.after_request(finish_request)
     app.teardown_request(clear_context)

@@ -35,6 +35,11 @@ def bind(**fields: str | None) -> None:
     _current.set(replace(_current.get(), **fields))
 
 
+def start(**fields: str | None) -> None:
+    """Begin a request's context with these fields."""
+    _current.set(RequestContext(**fields))
+
+
 def clear() -> None:
     """Forget the context at the end of a request."""
     _current.set(RequestContext())
