@@ -8,8 +8,10 @@ checkout's wsgi.py (of a checkout that has bench/probes), like nothing_shared.py
 
 from __future__ import annotations
 
+from flask import request
+
 from bench.probes.nothing_shared import app
 from project.api.middleware import normalize_auth_scheme
 
-app.before_request_funcs[None] = [normalize_auth_scheme]
+app.before_request_funcs[None] = [lambda: normalize_auth_scheme(request.environ)]
 app.after_request_funcs[None] = []
