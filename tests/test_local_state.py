@@ -6,10 +6,12 @@ Two apps built from the factory over one database and one Redis stand for two in
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -111,6 +113,25 @@ def test_a_warm_check_makes_no_round_trip(app_factory: AppFactory) -> None:
         for _ in range(20):
             assert me(client, token).status_code == 200
     # The account's permits come in batches: at most one lease for twenty requests.
+    assert sent in ([], ["EVALSHA"]), sent
+
+
+def test_a_refresh_leaves_its_session_in_memory(app_factory: AppFactory) -> None:
+    app = app_factory(RATELIMIT_DEFAULT=HIGH)
+    client = app.test_client()
+    pair = register_and_login(client, "fresh@example.com")
+    listening(app)
+    state = memory(app)
+    state.clear()  # only the refresh can put the session back
+    refreshed = client.post("/api/v1/auth/refresh", headers=bearer(pair["refresh_token"]))
+    assert refreshed.status_code == 200
+    claims = jwt.decode(refreshed.json["access_token"], options={"verify_signature": False})
+    user_id, session_id = uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"])
+    remembered = state.vouched_user(session_id, user_id, claims["ver"])
+    assert remembered is not None and remembered.email == "fresh@example.com"
+    with redis_commands(app) as sent:
+        assert me(client, refreshed.json["access_token"]).status_code == 200
+    # Asked of Redis at most: a lease of the account's permits, not the session.
     assert sent in ([], ["EVALSHA"]), sent
 
 
