@@ -16,7 +16,7 @@ from project import cli, compat, models
 from project.api import docs, errors, health, metrics, middleware, v1, wellknown
 from project.api.auth import register_jwt_callbacks
 from project.api.openapi import register_api
-from project.api.ratelimits import counted_per_account_only
+from project.api.ratelimits import counted_elsewhere
 from project.core.db_liveness import install_liveness_check
 from project.core.keys import KeySet
 from project.core.logging import configure_logging as configure_log_output
@@ -86,7 +86,7 @@ def register_extensions(app: Flask) -> None:
     app.extensions[HASHING_KEY] = HashingSlots(current_settings(app).HASHING_SLOTS)
     limiter.init_app(app)
     if current_settings(app).RATELIMIT_ENABLED:  # else Flask-Limiter installs no hooks
-        compat.check_limits_unless(app, limiter, counted_per_account_only)
+        compat.check_limits_unless(app, limiter, counted_elsewhere)
     cors.init_app(
         app,
         resources={r"/api/*": {"origins": list(current_settings(app).CORS_ORIGINS)}},

@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from limits import parse
 
+from project.api.ratelimits import counted_elsewhere
 from project.extensions import redis_client
 from project.services import access
 from project.services.access import Window
@@ -105,6 +106,22 @@ def test_views_with_their_own_limit_keep_it(app_factory: AppFactory) -> None:
         for i in range(3)
     ]
     assert statuses == [200, 200, 429]
+
+
+def test_flask_limiters_request_check_skips_views_limited_by_their_own_decorator(
+    app_factory: AppFactory,
+) -> None:
+    app = app_factory(RATELIMIT_DEFAULT="2 per minute", RATELIMIT_REFRESH=HIGH)
+    with app.test_request_context("/api/v1/auth/refresh", method="POST"):
+        assert counted_elsewhere()
+    with app.test_request_context("/api/v1/users/me"):
+        assert not counted_elsewhere()
+    client = app.test_client()
+    refresh = register_and_login(client, "renewer@example.com")["refresh_token"]
+    for _ in range(3):  # past the default limit: a refresh counts under its own
+        answer = client.post("/api/v1/auth/refresh", headers=bearer(refresh))
+        assert answer.status_code == 200, answer.json
+        refresh = answer.json["refresh_token"]
 
 
 def test_the_account_limit_is_off_with_rate_limiting(app_factory: AppFactory) -> None:

@@ -93,15 +93,19 @@ def bearer_token() -> str | None:
     return header[len("Bearer ") :] if header.startswith("Bearer ") else None
 
 
-def counted_per_account_only() -> bool:
-    """Whether Flask-Limiter skips this request, because the access check counts it.
+def counted_elsewhere() -> bool:
+    """Whether Flask-Limiter's per-request check has nothing to count for this request.
 
-    So only for a view that counts per account, and only when the bearer token is an
-    access token this worker has verified before and not seen refused since. Any other
-    token (new, forged, expired, revoked, a refresh token) is counted per IP, so a token
-    cannot escape both limits.
+    A view with a per-IP limit of its own is counted by that limit's decorator, and the
+    default limit does not apply to it. A view that counts per account is counted by the
+    access check, but only when the bearer token is an access token this worker has
+    verified before and not seen refused since: any other token (new, forged, expired,
+    revoked, a refresh token) is counted per IP, so a token cannot escape both limits.
     """
-    if not counts_per_account(current_app.view_functions.get(request.endpoint or "")):
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, IP_LIMITED, False):
+        return True
+    if not counts_per_account(view):
         return False
     token = bearer_token()
     verified: VerifiedTokenCache = current_app.extensions[CACHE_KEY]

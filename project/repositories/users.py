@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from datetime import datetime
 from itertools import islice
 
 import psycopg
-from sqlalchemy import Connection, Uuid, func, insert, literal, select, text, tuple_
+from sqlalchemy import Connection, Select, Uuid, bindparam, func, insert, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from project.models import Role, User
@@ -74,27 +75,25 @@ class UserRepository(BaseRepository[User]):
         otherwise in creation order, and ``after`` is the last (created_at, id) seen.
         Either way the order is an index's, so a page costs the same at any depth and size.
         """
-        query = select(User).limit(limit)
+        by_email = bool(filters.email_prefix)
+        params: dict[str, object] = {"limit": limit}
         if filters.role is not None:
-            query = query.where(User.role == filters.role)
+            params["role"] = filters.role
         if filters.is_active is not None:
-            query = query.where(User.is_active == filters.is_active)
+            params["is_active"] = filters.is_active
         if filters.email_prefix:
-            query = query.where(
-                User.email_normalized.startswith(filters.email_prefix, autoescape=True)
-            ).order_by(User.email_normalized)
-            if isinstance(after, str):
-                query = query.where(User.email_normalized > after)
-            return list(self.session.scalars(query))
-        query = query.order_by(User.created_at, User.id)
-        if isinstance(after, tuple):
-            created_at, user_id = after
-            # A row comparison lets PostgreSQL seek straight to the cursor in the index.
-            query = query.where(
-                tuple_(User.created_at, User.id)
-                > tuple_(literal(created_at, UTCDateTime), literal(user_id, Uuid))
-            )
-        return list(self.session.scalars(query))
+            params["prefix"] = _escape_like(filters.email_prefix) + "%"
+        if by_email and isinstance(after, str):
+            params["after_email"] = after
+        elif not by_email and isinstance(after, tuple):
+            params["after_created_at"], params["after_id"] = after
+        query = _page_query(
+            role="role" in params,
+            is_active="is_active" in params,
+            by_email=by_email,
+            after="after_email" in params or "after_id" in params,
+        )
+        return list(self.session.scalars(query, params))
 
     def bulk_insert(self, rows: Iterable[dict[str, object]], *, batch: int) -> int:
         """Insert many users fast: COPY on PostgreSQL, batched INSERTs elsewhere."""
@@ -153,3 +152,36 @@ class UserRepository(BaseRepository[User]):
             self.session.execute(select(func.pg_advisory_xact_lock(ADMIN_CHANGES_LOCK)))
         query = select(func.count()).where(User.role == Role.ADMIN, User.is_active.is_(True))
         return int(self.session.scalar(query) or 0)
+
+
+def _escape_like(value: str) -> str:
+    """``value`` as a literal prefix of a LIKE pattern escaped with ``/``."""
+    return value.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+@functools.cache
+def _page_query(*, role: bool, is_active: bool, by_email: bool, after: bool) -> Select[User]:
+    """The admin list's statement for one combination of filters, built once.
+
+    Its values are bound at execution, so a page costs no statement building.
+    """
+    query = select(User).limit(bindparam("limit"))
+    if role:
+        query = query.where(User.role == bindparam("role"))
+    if is_active:
+        query = query.where(User.is_active == bindparam("is_active"))
+    if by_email:
+        query = query.where(User.email_normalized.like(bindparam("prefix"), escape="/"))
+        if after:
+            query = query.where(User.email_normalized > bindparam("after_email"))
+        return query.order_by(User.email_normalized)
+    if after:
+        # A row comparison lets PostgreSQL seek straight to the cursor in the index.
+        query = query.where(
+            tuple_(User.created_at, User.id)
+            > tuple_(
+                bindparam("after_created_at", type_=UTCDateTime()),
+                bindparam("after_id", type_=Uuid()),
+            )
+        )
+    return query.order_by(User.created_at, User.id)
