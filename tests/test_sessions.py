@@ -214,6 +214,31 @@ def test_a_rotation_by_a_concurrent_request_is_read_fresh(
     assert renewed.status_code == 200
 
 
+def test_a_rotation_hands_back_the_user_without_secrets(
+    app_factory: Callable[..., Flask],
+) -> None:
+    application = app_factory()
+    tokens = register_and_login(application.test_client(), "snap@example.com")
+    claims = decode_token(tokens["refresh_token"], application)
+    with application.test_request_context():
+        now = utcnow()
+        rotation = SessionRepository().rotate(
+            session_id=uuid.UUID(claims["sid"]),
+            user_id=uuid.UUID(claims["sub"]),
+            presented_jti=claims["jti"],
+            new_jti="next-jti",
+            now=now,
+            expires_at=now + timedelta(days=1),
+            ip=None,
+            user_agent=None,
+        )
+        assert rotation is not None
+        assert rotation.user.email == "snap@example.com" and rotation.user.is_active
+        assert rotation.user.password_hash is None
+        assert rotation.user not in db.session  # a snapshot, not the session's row
+        db.session.rollback()
+
+
 @contextmanager
 def statements(application: Flask) -> Iterator[list[tuple[str, bool]]]:
     """Record each SQL statement's verb and whether it ran outside a transaction."""

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, or_, select, update
 
 from project.models import Session, User
 from project.repositories.base import BaseRepository
+from project.repositories.user_cache import detached_copy, snapshot, snapshot_columns
 
 # Built once: rotation runs on every refresh, and building the statement cost more CPU
 # than executing it. The values arrive as parameters. With the user's condition below, the
@@ -37,11 +38,9 @@ _ROTATE = (
 )
 # PostgreSQL checks the user and returns it in the same statement, with how and when the
 # session was authenticated, which the new access token carries on.
-_ROTATE_RETURNING_USER = (
-    _ROTATE.where(Session.user_id == User.id, User.is_active.is_(True))
-    .returning(User, Session.amr, Session.auth_time)
-    .execution_options(populate_existing=True)
-)
+_ROTATE_RETURNING_USER = _ROTATE.where(
+    Session.user_id == User.id, User.is_active.is_(True)
+).returning(Session.amr, Session.auth_time, *snapshot_columns())
 # SQLite cannot return another table's columns from an UPDATE: it returns the user's id.
 _ROTATE_RETURNING_ID = _ROTATE.where(
     Session.user_id.in_(select(User.id).where(User.is_active.is_(True)))
@@ -49,7 +48,8 @@ _ROTATE_RETURNING_ID = _ROTATE.where(
 
 
 class Rotation(NamedTuple):
-    """What a rotation hands the new tokens: the user and the session's authentication."""
+    """What a rotation hands the new tokens: a snapshot of the user (detached, without its
+    secrets) and the session's authentication."""
 
     user: User
     amr: list[str]
@@ -129,14 +129,17 @@ class SessionRepository(BaseRepository[Session]):
             "ip": ip,
             "user_agent": user_agent,
         }
-        if self.session.connection().dialect.name == "postgresql":
-            row = self.session.execute(_ROTATE_RETURNING_USER, params).one_or_none()
-            return None if row is None else Rotation(row[0], row[1], row[2])
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            # Core, not the ORM: the snapshot needs no identity map, and the statement's
+            # cache key is computed once.
+            row = connection.execute(_ROTATE_RETURNING_USER, params).one_or_none()
+            return None if row is None else Rotation(snapshot(row[2:]), row[0], row[1])
         rotated = self.session.execute(_ROTATE_RETURNING_ID, params).one_or_none()
         if rotated is None:
             return None
         user = self.session.get(User, rotated[0], populate_existing=True)
-        return None if user is None else Rotation(user, rotated[1], rotated[2])
+        return None if user is None else Rotation(detached_copy(user), rotated[1], rotated[2])
 
     def set_authentication(
         self, session_id: uuid.UUID, *, amr: list[str], auth_time: datetime

@@ -12,7 +12,7 @@ import enum
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import RedisError
-from sqlalchemy import event, inspect
+from sqlalchemy import ColumnElement, event, inspect
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import UOWTransaction
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -56,6 +56,18 @@ def cached_columns() -> dict[str, type]:
     if unsupported:
         raise TypeError(f"the user cache cannot store columns {sorted(unsupported)}")
     return columns
+
+
+@cache
+def snapshot_columns() -> tuple[ColumnElement[Any], ...]:
+    """The cached columns as a statement returns them, labelled by attribute name."""
+    mapper = inspect(User)
+    return tuple(mapper.columns[key].label(key) for key in cached_columns())
+
+
+def snapshot(values: Sequence[Any]) -> User:
+    """A detached ``User`` without its secrets, from the values of ``snapshot_columns()``."""
+    return User(**dict(zip(cached_columns(), values, strict=True)))
 
 
 def _python_type(column_type: TypeEngine[Any]) -> type:

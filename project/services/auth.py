@@ -16,7 +16,6 @@ from project.extensions import db
 from project.models import AuditEventType, Session, User
 from project.models.types import utcnow
 from project.repositories import SessionRepository, UserRepository, local_state
-from project.repositories.user_cache import detached_copy
 from project.services import audit, notifications, signin, transactions, verification
 from project.services.client import ClientInfo
 from project.services.sessions import publish_revocations
@@ -190,7 +189,7 @@ def refresh(
         db.session.commit()
         # The access token about to be used names a session just seen live: this worker
         # vouches for it from memory (no round trip) unless a change is heard meanwhile.
-        memory.remember(session_id, detached_copy(rotation.user), mark)
+        memory.remember(session_id, rotation.user, mark)
         metrics.TOKENS_ISSUED.labels("refresh").inc()
         return signin.issue(
             rotation.user,
