@@ -114,6 +114,7 @@ class Meter:
         self._pids = self.pids()
         self._busy, self._total = _cpu_times()
         self._server = process_ticks(self._pids)
+        self._each = [process_ticks([pid]) for pid in self._pids]
         self._wrk = children_cpu()
         self._started = time.monotonic()
         return self
@@ -125,6 +126,10 @@ class Meter:
         self.machine = (busy - self._busy) / max(total - self._total, 1.0)
         self.server_seconds = process_ticks(self._pids) - self._server
         self.server = self.server_seconds / capacity
+        pairs = zip(self._pids, self._each, strict=True)
+        each = [process_ticks([pid]) - start for pid, start in pairs]
+        # The busiest process's part of the server's CPU: 1/workers when the load is even.
+        self.busiest = max(each) / max(sum(each), 1e-9)
         self.wrk = (children_cpu() - self._wrk) / capacity
         self.other = max(self.machine - self.server - self.wrk, 0.0)
 
@@ -136,4 +141,5 @@ class Meter:
             "server": round(self.server, 3),
             "wrk": round(self.wrk, 3),
             "other": round(self.other, 3),
+            "busiest_process": round(self.busiest, 3),
         }
