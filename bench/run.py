@@ -461,7 +461,8 @@ def run_bench(args: argparse.Namespace, wrk: str) -> int:
             "wrk_threads": args.threads,
             "wrk_connections": args.connections,
             "web_concurrency": args.workers,
-            "worker_class": "sync",
+            # Warden and the floor share gunicorn.conf.py and the environment.
+            **stack.worker_model(next(iter(bench.targets.values())).warden.env),
             "bcrypt_rounds": args.bcrypt_rounds,
             "seeded_users": SEED_USERS,
             "access_token_pool": ACCESS_POOL,

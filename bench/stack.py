@@ -471,8 +471,14 @@ def start_warden(
     return Warden(label, root, database, redis, env, server)
 
 
+def worker_model(env: dict[str, str]) -> dict[str, str | int]:
+    """The gunicorn worker class and threads that gunicorn.conf.py picks for ``env``."""
+    threads = load_settings(env).WEB_THREADS
+    return {"worker_class": "gthread" if threads > 1 else "sync", "threads_per_worker": threads}
+
+
 def start_floor(*, env: dict[str, str], box: Sink, body_file: Path) -> Server:
-    """Start the floor app under Warden's gunicorn.conf.py (same workers, sync)."""
+    """Start the floor app under Warden's gunicorn.conf.py (same workers and threads)."""
     floor_env = {**env, "BENCH_FLOOR_BODY": str(body_file)}
     command = [
         str(BIN / "gunicorn"),
