@@ -48,8 +48,7 @@ _ROTATE_RETURNING_ID = _ROTATE.where(
 
 
 class Rotation(NamedTuple):
-    """What a rotation hands the new tokens: a snapshot of the user (detached, without its
-    secrets) and the session's authentication."""
+    """What a rotation hands the new tokens: the user's snapshot and the session's sign-in."""
 
     user: User
     amr: list[str]
