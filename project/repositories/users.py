@@ -156,6 +156,8 @@ class UserRepository(BaseRepository[User]):
 
 def _escape_like(value: str) -> str:
     """``value`` as a literal prefix of a LIKE pattern escaped with ``/``."""
+    # As startswith(autoescape=True) escapes, which needs the value when the statement is
+    # built; here the statement is built once and the value bound later.
     return value.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
