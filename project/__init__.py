@@ -86,7 +86,7 @@ def register_extensions(app: Flask) -> None:
     app.extensions[HASHING_KEY] = HashingSlots(current_settings(app).HASHING_SLOTS)
     limiter.init_app(app)
     if current_settings(app).RATELIMIT_ENABLED:  # else Flask-Limiter installs no hooks
-        compat.check_limits_unless(app, limiter, counted_elsewhere)
+        compat.gate_limiter_hooks(app, limiter, counted_elsewhere)
     cors.init_app(
         app,
         resources={r"/api/*": {"origins": list(current_settings(app).CORS_ORIGINS)}},

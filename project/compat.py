@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from copy import deepcopy
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, Response, current_app, g
 from flask_jwt_extended import JWTManager
 from flask_jwt_extended.exceptions import CSRFError
 from flask_limiter import Limiter
@@ -47,34 +47,79 @@ def document_operation(view: Callable[..., Any], *, responses: Mapping[int, str]
     view._apidoc = apidoc  # type: ignore[attr-defined]
 
 
-def check_limits_unless(app: Flask, limiter: Limiter, exempt: Callable[[], bool]) -> None:
-    """Run Flask-Limiter's per-request check only for requests ``exempt`` does not exempt.
+# Flask-Limiter's name-mangled private hooks (gate_limiter_hooks).
+INJECT_HEADERS = Limiter._Limiter__inject_headers  # type: ignore[attr-defined]
+RELEASE_CONTEXT = Limiter._Limiter__release_context  # type: ignore[attr-defined]
+
+
+def gate_limiter_hooks(app: Flask, limiter: Limiter, exempt: Callable[[], bool]) -> None:
+    """Run Flask-Limiter's per-request hooks only for requests ``exempt`` does not exempt.
 
     Flask-Limiter 4.1: ``init_app`` registers the bound method
-    ``Limiter._check_request_limit`` as a ``before_request`` hook. Its public
-    ``request_filter`` is called inside that check only after the view's limits and
-    exemption scopes are resolved, which costs a warm authenticated read (whose account
-    limit is counted in the session check) as much CPU as that whole check. The hook is
-    wrapped where it stands, so it keeps its place among the app's hooks.
+    ``Limiter._check_request_limit`` as a ``before_request`` hook,
+    ``partial(Limiter._Limiter__inject_headers, limiter)`` as an ``after_request`` hook and
+    the bound method ``Limiter._Limiter__release_context`` as a ``teardown_request`` hook.
+    Its public ``request_filter`` is called inside the check only after the view's limits
+    and exemption scopes are resolved, which costs a warm authenticated read (whose account
+    limit is counted in the session check) as much CPU as that whole check; the other two
+    hooks cost a third of it again. For an exempted request the after hook has nothing to
+    do: it adds headers only with RATELIMIT_HEADERS_ENABLED, which Warden keeps off (it
+    writes them itself, api/middleware.py), and deducts only for limits with
+    ``deduct_when``, which Warden does not use; the teardown resets state that ends with
+    the request. Each hook is wrapped where it stands, so it keeps its place.
     """
-    hooks = app.before_request_funcs.setdefault(None, [])
+    if app.config.get("RATELIMIT_HEADERS_ENABLED"):
+        raise RuntimeError("The gate would drop Flask-Limiter's headers.")
+    befores, b = _hook_of(
+        limiter,
+        app.before_request_funcs,
+        lambda hook: getattr(hook, "__func__", None) is Limiter._check_request_limit,
+    )
+    afters, a = _hook_of(
+        limiter,
+        app.after_request_funcs,
+        lambda hook: getattr(hook, "func", None) is INJECT_HEADERS,
+    )
+    teardowns, t = _hook_of(
+        limiter,
+        app.teardown_request_funcs,
+        lambda hook: getattr(hook, "__func__", None) is RELEASE_CONTEXT,
+    )
+    before, after, teardown = befores[b], afters[a], teardowns[t]
+
+    @functools.wraps(before)
+    def check_request_limit() -> None:
+        g.limits_exempt = exempt()
+        if not g.limits_exempt:
+            before()
+
+    @functools.wraps(after)
+    def inject_headers(response: Response) -> Response:
+        return response if g.get("limits_exempt") else after(response)
+
+    @functools.wraps(teardown)
+    def release_context(error: BaseException | None = None) -> None:
+        if not g.get("limits_exempt"):
+            teardown(error)
+
+    befores[b], afters[a], teardowns[t] = check_request_limit, inject_headers, release_context
+
+
+def _hook_of(
+    limiter: Limiter, hooks: dict[Any, list[Any]], matches: Callable[[Any], bool]
+) -> tuple[list[Any], int]:
+    """The app-wide hook list holding exactly one hook of ``limiter`` that ``matches``,
+    and its index."""
+    app_wide = hooks.get(None, [])
     found = [
         index
-        for index, hook in enumerate(hooks)
-        if getattr(hook, "__self__", None) is limiter
-        and getattr(hook, "__func__", None) is Limiter._check_request_limit
+        for index, hook in enumerate(app_wide)
+        if matches(hook)
+        and limiter in (getattr(hook, "__self__", None), *getattr(hook, "args", ())[:1])
     ]
     if len(found) != 1:
-        raise RuntimeError("Flask-Limiter's request check is not among the app's hooks.")
-    index = found[0]
-    hook = hooks[index]
-
-    @functools.wraps(hook)
-    def check_request_limit() -> None:
-        if not exempt():
-            hook()
-
-    hooks[index] = check_request_limit
+        raise RuntimeError("Flask-Limiter's request hooks are not among the app's hooks.")
+    return app_wide, found[0]
 
 
 class CachingJWTManager(JWTManager):

@@ -99,18 +99,41 @@ def test_flask_jwt_extended_decodes_through_the_override(app: Flask) -> None:
         assert token in app.extensions[CACHE_KEY]
 
 
-def test_flask_limiter_checks_requests_through_the_wrapped_hook(app: Flask) -> None:
-    hooks = app.before_request_funcs[None]
-    wrapped = [hook for hook in hooks if getattr(hook, "__wrapped__", None) is not None]
-    assert [hook.__wrapped__.__func__ for hook in wrapped] == [  # type: ignore[attr-defined]
-        flask_limiter.Limiter._check_request_limit
-    ]
-    assert not any(getattr(hook, "__self__", None) is limiter for hook in hooks)
+def test_flask_limiter_runs_through_the_wrapped_hooks(app: Flask) -> None:
+    wrapped = {
+        name: [
+            getattr(hook.__wrapped__, "__func__", None) or hook.__wrapped__.func
+            for hook in hooks[None]
+            if getattr(hook, "__wrapped__", None) is not None
+        ]
+        for name, hooks in (
+            ("before", app.before_request_funcs),
+            ("after", app.after_request_funcs),
+            ("teardown", app.teardown_request_funcs),
+        )
+    }
+    assert wrapped == {
+        "before": [flask_limiter.Limiter._check_request_limit],
+        "after": [flask_limiter.Limiter._Limiter__inject_headers],  # type: ignore[attr-defined]
+        "teardown": [flask_limiter.Limiter._Limiter__release_context],  # type: ignore[attr-defined]
+    }
+    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        assert not any(
+            getattr(hook, "__self__", None) is limiter or limiter in getattr(hook, "args", ())
+            for hook in hooks[None]
+        )
 
 
-def test_the_gate_refuses_an_app_without_flask_limiters_hook() -> None:
+def test_the_gate_refuses_an_app_without_flask_limiters_hooks() -> None:
     with pytest.raises(RuntimeError):
-        compat.check_limits_unless(Flask(__name__), limiter, lambda: False)
+        compat.gate_limiter_hooks(Flask(__name__), limiter, lambda: False)
+
+
+def test_the_gate_refuses_an_app_with_flask_limiters_headers() -> None:
+    app = Flask(__name__)
+    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    with pytest.raises(RuntimeError, match="headers"):
+        compat.gate_limiter_hooks(app, limiter, lambda: False)
 
 
 def project_classes() -> list[type]:
