@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from flask import Blueprint, Flask
 from sqlalchemy import event
@@ -30,13 +31,31 @@ __all__ = ["create_app", "models"]
 
 logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+SYNCED_LIMIT = 1024
+
+
+class Warden(Flask):
+    """Flask, deciding once per hook or view whether it is a coroutine function."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.synced: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Flask's, remembered: it inspects each of a request's dozen hooks and its view."""
+        synced = self.synced.get(func)
+        if synced is None:
+            synced = super().ensure_sync(func)
+            if len(self.synced) < SYNCED_LIMIT:  # hooks and views are few; stay bounded
+                self.synced[func] = synced
+        return synced
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask application (from the process's settings by default)."""
     if settings is None:
         settings = settings_or_exit()
-    app = Flask(__name__, static_folder=None)
+    app = Warden(__name__, static_folder=None)
     app.extensions[SETTINGS_KEY] = settings
     app.config.from_mapping(flask_config(settings))
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -87,21 +106,22 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     if current_settings(app).RATELIMIT_ENABLED:  # else Flask-Limiter installs no hooks
         compat.gate_limiter_hooks(app, limiter, counted_elsewhere)
-    cors.init_app(
-        app,
-        resources={r"/api/*": {"origins": list(current_settings(app).CORS_ORIGINS)}},
-        supports_credentials=True,
-        max_age=600,  # browsers may cache a preflight for ten minutes
-        allow_headers=["Authorization", "Content-Type", "X-CSRF-TOKEN", "X-Request-ID"],
-        expose_headers=[
-            "X-Request-ID",
-            "Retry-After",
-            "X-RateLimit-Limit",
-            "X-RateLimit-Remaining",
-            "X-RateLimit-Reset",
-            "WWW-Authenticate",
-        ],
-    )
+    if current_settings(app).CORS_ORIGINS:  # else no origin is granted: nothing to run
+        cors.init_app(
+            app,
+            resources={r"/api/*": {"origins": list(current_settings(app).CORS_ORIGINS)}},
+            supports_credentials=True,
+            max_age=600,  # browsers may cache a preflight for ten minutes
+            allow_headers=["Authorization", "Content-Type", "X-CSRF-TOKEN", "X-Request-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "WWW-Authenticate",
+            ],
+        )
     providers.install(app, current_settings(app))
     optional = v1.optional_domains(current_settings(app))
     register_api(api, app, tagged=(health.blp, wellknown.blp, *v1.DOMAINS, *optional))

@@ -36,6 +36,12 @@ def test_no_origins_configured_means_no_cors() -> None:
     client = create_app(make_settings(CORS_ORIGINS=[])).test_client()
     response = client.get("/api/v1/openapi.json", headers={"Origin": ALLOWED})
     assert "Access-Control-Allow-Origin" not in response.headers
+    preflight = client.options(
+        "/api/v1/auth/login",
+        headers={"Origin": ALLOWED, "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 200
+    assert not any(name.startswith("Access-Control") for name, _ in preflight.headers.items())
 
 
 def test_answers_under_the_api_vary_by_origin() -> None:

@@ -143,12 +143,19 @@ def refuse_unread_input() -> None:
     An empty body, or ``{}``, is no input; a body of another type or invalid JSON is refused
     as on any operation.
     """
-    view = flask.current_app.view_functions[flask.request.endpoint or ""]
+    request = flask.request
+    environ = request.environ
+    view = flask.current_app.view_functions[request.endpoint or ""]
     read = getattr(view, ARGUMENT_LOCATIONS, ())
-    if "query" not in read and flask.request.args:
+    if "query" not in read and environ.get("QUERY_STRING") and request.args:
         PARSER.parse(NO_FIELDS, location="query")
-    if "json" not in read and flask.request.get_data(cache=True):
+    if "json" not in read and has_body(environ) and request.get_data(cache=True):
         PARSER.parse(NO_FIELDS, location="json")
+
+
+def has_body(environ: Mapping[str, Any]) -> bool:
+    """Whether the request may carry a body (a Content-Length or a chunked one)."""
+    return environ.get("CONTENT_LENGTH", "") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ
 
 
 class NoContent(flask.Response):

@@ -6,6 +6,7 @@ samples to that directory and /metrics sums them; without it, one process's regi
 
 from __future__ import annotations
 
+import functools
 import os
 
 from prometheus_client import (
@@ -30,6 +31,21 @@ HTTP_LATENCY = Histogram(
     ["route", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+
+@functools.cache
+def _request_children(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    # A child per label combination; labels() takes a lock and builds the key each time.
+    return HTTP_REQUESTS.labels(route, method, str(status)), HTTP_LATENCY.labels(route, method)
+
+
+def count_request(route: str, method: str, status: int, seconds: float) -> None:
+    """Count an answered request and its duration."""
+    counter, histogram = _request_children(route, method, status)
+    counter.inc()
+    histogram.observe(seconds)
+
+
 LOGINS = Counter("warden_logins_total", "Login attempts by result.", ["result"])
 LOGIN_THROTTLED = Counter("warden_login_throttled_total", "Logins refused by the backoff.")
 REFRESH_REUSE = Counter(
