@@ -1,5 +1,7 @@
 """Schemas for users: the representation, updates and the admin list."""
 
+from typing import Any
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from project.core.security import same_password
@@ -25,6 +27,11 @@ class UserSchema(Schema):
     email_verified = fields.Boolean(required=True, dump_only=True)
     created_at = fields.DateTime(format="iso", required=True, dump_only=True)
     updated_at = fields.DateTime(format="iso", required=True, dump_only=True)
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        """A user's attribute by its plain name: no field here reads a dotted path or a
+        dict key, which marshmallow's default looks for on each field of each user."""
+        return getattr(obj, attr, default)
 
 
 class ProfileUpdateSchema(Schema):
