@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +17,9 @@ from flask import Flask
 from sqlalchemy import make_url
 
 from project.models import User
-from tests.conftest import PASSWORD, is_postgres
+from tests.conftest import PASSWORD, is_postgres, make_settings
 from tests.live import ROOT
+from tests.mailbox import free_port
 
 # Nothing listens on port 1 of loopback: connections are refused at once.
 REFUSING_DATABASE = "postgresql://warden:hunter2@127.0.0.1:1/warden"
@@ -167,6 +170,48 @@ def test_the_worker_names_an_unreachable_redis_in_one_line(tmp_path: Path) -> No
     line = one_line_failure(result)
     assert line.startswith("warden: Redis unreachable: ")
     assert "127.0.0.1:1" in line and "refused" in line
+
+
+@pytest.mark.skipif(not make_settings().REDIS_URL, reason="needs TEST_REDIS_URL")
+def test_the_worker_serves_its_metrics_on_its_port(tmp_path: Path) -> None:
+    migrated = _flask("db", "upgrade", tmp_path=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    port = free_port()
+    environment = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "REDIS_URL": str(make_settings().REDIS_URL),
+        "WORKER_METRICS_PORT": str(port),
+        "FLASK_APP": "wsgi",
+        "FLASK_SKIP_DOTENV": "1",
+    }
+    log = tmp_path / "worker.log"
+    with log.open("wb") as sink:
+        worker = subprocess.Popen(
+            [str(Path(sys.executable).parent / "flask"), "worker"],
+            cwd=ROOT,
+            env=environment,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline, body = time.monotonic() + 30, ""
+        while not body and time.monotonic() < deadline and worker.poll() is None:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/metrics", timeout=2
+                ) as answer:
+                    body = answer.read().decode()
+            except OSError:
+                time.sleep(0.2)
+        assert worker.poll() is None, log.read_text()
+        # Warden's own metrics, the ones the worker moves, not only the process's.
+        assert "warden_mails_total" in body
+        assert "warden_retention_rows_removed_total" in body
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 def test_other_commands_name_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
