@@ -62,9 +62,9 @@ def gate_limiter_hooks(app: Flask, limiter: Limiter, exempt: Callable[[], bool])
     Its public ``request_filter`` is called inside the check only after the view's limits
     and exemption scopes are resolved, which costs a warm authenticated read (whose account
     limit is counted in the session check) as much CPU as that whole check; the other two
-    hooks cost a third of it again. For an exempted request the after hook has nothing to
-    do: it adds headers only with RATELIMIT_HEADERS_ENABLED, which Warden keeps off (it
-    writes them itself, api/middleware.py), and deducts only for limits with
+    hooks cost it another 5 % of its instructions. For an exempted request the after hook
+    has nothing to do: it adds headers only with RATELIMIT_HEADERS_ENABLED, which Warden
+    keeps off (it writes them itself, api/middleware.py), and deducts only for limits with
     ``deduct_when``, which Warden does not use; the teardown resets state that ends with
     the request. Each hook is wrapped where it stands, so it keeps its place.
     """
