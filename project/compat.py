@@ -89,8 +89,8 @@ def gate_limiter_hooks(app: Flask, limiter: Limiter, exempt: Callable[[], bool])
 
     @functools.wraps(before)
     def check_request_limit() -> None:
-        g.limits_exempt = exempt()
-        if not g.limits_exempt:
+        g.limits_exempt = skipped = exempt()
+        if not skipped:
             before()
 
     @functools.wraps(after)
