@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 import re
 import shutil
@@ -32,7 +33,9 @@ from typing import Any, cast
 
 HARNESS_ROOT = Path(__file__).resolve().parent.parent
 REDIS_OFFSET = 5  # BENCH_REDIS_URL's database minus 5: away from the other tools
-ENDPOINTS = ("users_me", "refresh", "admin_list")
+ENDPOINTS = ("users_me", "refresh", "admin_list", "login")
+# A body travels in the environ under this key; serve gives each request a fresh stream.
+BODY = "bench.body"
 WARM_UP = 200
 VALGRIND = shutil.which("valgrind")
 
@@ -41,7 +44,7 @@ def serve(app: Any, environ: dict[str, Any]) -> str:
     """One request through the app's WSGI callable; its status line."""
     status: list[str] = []
     body = app(
-        {**environ, "wsgi.input": io.BytesIO(b"")},
+        {**environ, "wsgi.input": io.BytesIO(environ.get(BODY, b""))},
         lambda line, _headers, _exc_info=None: status.append(line),
     )
     b"".join(body)
@@ -85,14 +88,28 @@ def prepared(warden: Any, endpoint: str, count: int) -> tuple[Any, list[dict[str
     handler = cast(logging.StreamHandler, logging.getLogger().handlers[0])  # type: ignore[type-arg]
     handler.setStream(open("/dev/null", "w"))  # noqa: SIM115
 
-    def environ(path: str, token: str, **options: Any) -> dict[str, Any]:
-        headers: dict[str, str] = {
-            "Host": "localhost:8000",
-            "User-Agent": "wrk",
-            "Authorization": f"Bearer {token}",
-        }
+    def environ(path: str, token: str | None, **options: Any) -> dict[str, Any]:
+        headers: dict[str, str] = {"Host": "localhost:8000", "User-Agent": "wrk"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         built = EnvironBuilder(path=path, headers=list(headers.items()), **options).get_environ()
-        return {**built, "REMOTE_ADDR": "127.0.0.1"}
+        return {**built, "REMOTE_ADDR": "127.0.0.1", BODY: options.get("data", b"")}
+
+    if endpoint == "login":
+        # bcrypt at cost 4 is about 4M instructions of the count; the rest is Warden's own.
+        users = [row.email for row in warden.active_seeded("bench", 50)]
+        return app, [
+            environ(
+                "/api/v1/auth/login",
+                None,
+                method="POST",
+                content_type="application/json",
+                data=json.dumps(
+                    {"email": users[number % len(users)], "password": stack.SEED_PASSWORD}
+                ).encode(),
+            )
+            for number in range(count)
+        ]
 
     if endpoint == "refresh":
         users = [row.id for row in warden.active_seeded("bench", 50)]

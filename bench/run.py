@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import itertools
 import json
 import math
 import secrets
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import machine, report, stack
+from bench import closed_loop, machine, report, stack
 from bench import wrk as wrk_runner
 from bench.wrk import Load, Result
 from tests.live import call
@@ -43,6 +44,8 @@ ACCESS_POOL = 200
 UNEVEN_RETRIES = 2
 UNEVEN_PAUSE = 2.0
 REGISTER_PASSWORD = "violet orbit staple 9931"
+# Long enough for about ten verifications per worker at cost 12.
+BOUND_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -78,35 +81,31 @@ def say(message: str) -> None:
 # -- bcrypt ---------------------------------------------------------------------------------
 
 
-def _verify_times(rounds: int, samples: int) -> list[float]:
+def _verify_for(rounds: int, seconds: float) -> list[float]:
+    """Verification times at cost ``rounds``, back to back for ``seconds``."""
     from project.core.security import hash_password, verify_password
 
     stored = hash_password("bench bcrypt probe", rounds=rounds)
     times = []
-    for _ in range(samples):
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
         started = time.perf_counter()
         verify_password("bench bcrypt probe", stored)
         times.append(time.perf_counter() - started)
     return times
 
 
-def measure_bcrypt(rounds: int, workers: int, samples: int = 3) -> dict[str, float]:
-    """One verify's time at the configured cost on this machine, alone and ``workers`` at once.
+def measure_bcrypt(rounds: int, workers: int, seconds: float = BOUND_SECONDS) -> dict[str, Any]:
+    """The bcrypt bound: ``workers`` processes verifying at once, back to back, for ``seconds``.
 
-    verify_password is what login runs. The bound for a bcrypt-bound endpoint is
-    workers / verify time: every worker doing nothing but verifying.
+    verify_password is what login runs. With every worker doing nothing but verifying, the
+    most logins per second is workers / the mean verify time.
     """
-    alone = statistics.median(_verify_times(rounds, samples))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        batches = list(pool.map(_verify_times, [rounds] * workers, [samples] * workers))
-    parallel = statistics.median([t for batch in batches for t in batch])
-    return {
-        "verify_s": alone,
-        "bound_rps": workers / alone,
-        # Whether the cores really run one verify each at full speed at the same time.
-        "parallel_verify_s": parallel,
-        "parallel_bound_rps": workers / parallel,
-    }
+        batches = list(pool.map(_verify_for, [rounds] * workers, [seconds] * workers))
+    times = [t for batch in batches for t in batch]
+    mean = statistics.fmean(times)
+    return {"verify_s": mean, "verifies": len(times), "bound_rps": workers / mean}
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -136,8 +135,9 @@ class Bench:
     peers: dict[str, Any] = field(default_factory=dict)  # name -> bench.peers.deploy.Peer
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     rows: list[dict[str, Any]] = field(default_factory=list)
-    bcrypt: list[dict[str, float]] = field(default_factory=list)
+    bcrypt: list[dict[str, Any]] = field(default_factory=list)
     floor_rps_seen: float = 0.0
+    registered: Iterator[int] = field(default_factory=itertools.count)
 
     def load(self, endpoint: Endpoint, duration: float | None = None) -> Load:
         """wrk's settings for this endpoint."""
@@ -172,17 +172,44 @@ class Bench:
         return stack.write_lines(path, [pair.refresh_token for pair in pairs])
 
     def measure(
-        self,
-        server: stack.Server,
-        path: str,
-        mode: Sequence[str],
-        load: Load,
+        self, server: stack.Server, run: Callable[[], Result]
     ) -> tuple[Result, machine.Meter, float]:
-        """Wait for a quiet machine, run wrk once, meter the CPUs."""
+        """Wait for a quiet machine, run the load once, meter the CPUs."""
         quiet = machine.wait_quiet(self.args.quiet_level, self.args.quiet_wait, say)
         with machine.Meter(lambda: [server.popen.pid, *server.worker_pids()]) as meter:  # type: ignore[union-attr]
-            result = wrk_runner.run(self.wrk, server.base + path, load, *mode)
+            result = run()
         return result, meter, quiet
+
+    def load_of(
+        self, server: stack.Server, url_path: str, mode: Sequence[str], load: Load
+    ) -> Callable[[], Result]:
+        """The run of one endpoint: wrk, or for a bcrypt-bound one the closed loop."""
+        if mode[0] not in ("login", "register"):
+            return lambda: wrk_runner.run(self.wrk, server.base + url_path, load, *mode)
+        if mode[0] == "login":
+            emails = Path(mode[1]).read_text().split()
+
+            def attempt(client: closed_loop.Client) -> bool:
+                # Each client starts somewhere else in the list, as wrk.lua's threads do.
+                email = emails[(client.number * 7919 + client.sent) % len(emails)]
+                status, _ = client.post(url_path, {"email": email, "password": mode[2]})
+                return status == 200
+
+        else:
+
+            def attempt(client: closed_loop.Client) -> bool:
+                email = f"b{mode[1]}r{mode[2]}t{client.number}n{next(self.registered)}"
+                body = {"email": f"{email}@bench.example", "password": mode[3]}
+                status, _ = client.post(url_path, {**body, "full_name": "Bench User"})
+                return 200 <= status < 400
+
+        return lambda: closed_loop.drive(
+            server.base, attempt, clients=load.connections, seconds=load.duration
+        )
+
+    def time_bcrypt(self) -> dict[str, Any]:
+        """The bcrypt bound now (measure_bcrypt)."""
+        return measure_bcrypt(self.args.bcrypt_rounds, self.args.workers)
 
     def uneven(self, meter: machine.Meter) -> bool:
         """Whether one process did more than halfway from its even share to all the work."""
@@ -204,16 +231,20 @@ class Bench:
             target = self.targets[target_name]
             server = target.warden.server
             mode = self.mode(target, endpoint, round_no, load.duration)
+        # The bound is timed on each side of the run; a machine whose speed drifts over a
+        # minute shifts it and the run alike.
+        timed = endpoint.compare == "bcrypt" and not warm
+        before = self.time_bcrypt() if timed else None
         restarted = False
         try:
-            result, meter, quiet = self.measure(server, url_path, mode, load)
+            result, meter, quiet = self.measure(server, self.load_of(server, url_path, mode, load))
         except wrk_runner.NoSummaryError as error:
             # Killed from outside (or it crashed): start it again and run again.
             ready = "/health/ready" if server.name.startswith("warden") else "/"
             server.revive(error, ready, say)
             if endpoint.key == "refresh":
                 mode = self.mode(target, endpoint, round_no, load.duration)  # a fresh pool
-            result, meter, quiet = self.measure(server, url_path, mode, load)
+            result, meter, quiet = self.measure(server, self.load_of(server, url_path, mode, load))
             restarted = True
         # wrk's connections are kept alive, so each stays with the worker that accepted it;
         # when most land on one worker, the run measures one worker, not the deployment.
@@ -229,7 +260,20 @@ class Bench:
             time.sleep(UNEVEN_PAUSE)
             if endpoint.key == "refresh":
                 mode = self.mode(target, endpoint, round_no, load.duration)  # a fresh pool
-            result, meter, quiet = self.measure(server, url_path, mode, load)
+            result, meter, quiet = self.measure(server, self.load_of(server, url_path, mode, load))
+        bound: dict[str, Any] = {}
+        bound_line = ""
+        if before is not None:
+            after = self.time_bcrypt()
+            bound = {"bound_rps": (before["bound_rps"] + after["bound_rps"]) / 2}
+            self.bcrypt.append(
+                {"round": round_no, "target": target_name, "endpoint": endpoint.key,
+                 "before": before, "after": after, **bound}
+            )  # fmt: skip
+            bound_line = (
+                f"\n  {'':>16} bcrypt bound {before['bound_rps']:.2f} before, "
+                f"{after['bound_rps']:.2f} after: {result.rps / bound['bound_rps']:.3f} of it"
+            )
         if endpoint.key == "floor":
             self.floor_rps_seen = max(self.floor_rps_seen, result.rps)
         elif endpoint.key == "refresh":
@@ -246,7 +290,7 @@ class Bench:
             f"{1000 * meter.server_seconds / max(result.requests, 1):6.2f} cpu-ms/req  "
             f"cpu: server {meter.server:.0%} other {meter.other:.0%} "
             f"busiest {meter.busiest:.0%}"
-            f"{flag}"
+            f"{flag}{bound_line}"
         )
         if warm:
             return
@@ -256,6 +300,7 @@ class Bench:
                 "target": target_name,
                 "endpoint": endpoint.key,
                 **result.as_dict(),
+                **bound,
                 # CPU the gunicorn workers spent per answer: steadier than req/s on a
                 # machine whose speed drifts, and what a code change moves directly.
                 "server_cpu_ms": round(1000 * meter.server_seconds / max(result.requests, 1), 3),
@@ -288,17 +333,6 @@ class Bench:
             # Rotate the order each round so a slow drift of the machine spreads evenly.
             shift = (round_no - 1) % len(endpoints)
             for endpoint in endpoints[shift:] + endpoints[:shift]:
-                if endpoint.compare == "bcrypt" and not any(
-                    b["round"] == round_no for b in self.bcrypt
-                ):
-                    measured = measure_bcrypt(self.args.bcrypt_rounds, self.args.workers)
-                    self.bcrypt.append({"round": round_no, **measured})
-                    say(
-                        f"  round {round_no} bcrypt cost {self.args.bcrypt_rounds}: verify "
-                        f"{measured['verify_s'] * 1000:.0f} ms alone, "
-                        f"{measured['parallel_verify_s'] * 1000:.0f} ms with "
-                        f"{self.args.workers} at once; bound {measured['bound_rps']:.2f} req/s"
-                    )
                 for name in self.measured(endpoint):
                     self.run_one(round_no, name, endpoint, warm=False)
 

@@ -391,8 +391,9 @@ class Warden:
         order = "random()" if spread else "created_at, id"
         return self.database.rows(
             f"SELECT id, email FROM users WHERE email_normalized LIKE :pattern "  # noqa: S608
-            f"AND is_active ORDER BY {order} LIMIT :limit",
+            f"AND email_normalized <> :admin AND is_active ORDER BY {order} LIMIT :limit",
             pattern=f"{prefix}%",
+            admin=ADMIN_EMAIL,
             limit=limit,
         )
 

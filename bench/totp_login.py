@@ -3,16 +3,16 @@
 A scenario of its own beside ``run.py``. It deploys one Warden as ``run.py`` does
 (production mode, the Procfile web line, ``BCRYPT_ROUNDS=12``, limits lifted), seeds users
 and gives half of them an authenticator app, then runs interleaved rounds of two loads,
-each from ``--clients`` threads for ``--duration`` seconds:
+each from ``--clients`` clients in a closed loop (``bench/closed_loop.py``) for
+``--duration`` seconds:
 
 - ``password``: ``POST /auth/login`` of users without a factor, answered with tokens;
 - ``totp``: ``POST /auth/login`` (202, a challenge), then ``POST /auth/login/second-factor``
   with the code pyotp computes, answered with tokens.
 
 A sign-in counts when it ends in tokens; each TOTP user signs in once (a code works once
-per time step). Each round times bcrypt as ``run.py`` does and reports sign-ins per second
-as a share of its bound (workers / verify time), and the TOTP rate as a share of the
-password rate.
+per time step). Each run is compared with the bcrypt bound timed on each side of it, as
+in ``run.py`` (workers / verify time), and the TOTP rate with the password rate.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import argparse
 import json
 import statistics
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyotp
 
-from bench import machine, stack
+from bench import closed_loop, machine, stack
+from bench.closed_loop import Client
 from bench.run import exclusive, measure_bcrypt, say
-from tests.live import call
 
 PREFIX = "totp"
 SECRET = pyotp.random_base32()
@@ -67,67 +65,45 @@ def enrol(warden: stack.Warden, user_ids: Sequence[uuid.UUID]) -> None:
         db.session.remove()
 
 
-def password_sign_in(base: str, email: str) -> bool:
+def password_sign_in(client: Client, email: str) -> bool:
     """One password login; whether it gave tokens."""
-    status, _ = call(
-        base, "POST", "/api/v1/auth/login", {"email": email, "password": stack.SEED_PASSWORD}
-    )
+    status, _ = client.post("/api/v1/auth/login", {"email": email, "password": stack.SEED_PASSWORD})
     return status == 200
 
 
-def totp_sign_in(base: str, email: str) -> bool:
+def totp_sign_in(client: Client, email: str) -> bool:
     """Password, then the code on the challenge; whether it gave tokens."""
-    status, body = call(
-        base, "POST", "/api/v1/auth/login", {"email": email, "password": stack.SEED_PASSWORD}
+    status, body = client.post(
+        "/api/v1/auth/login", {"email": email, "password": stack.SEED_PASSWORD}
     )
     if status != 202:
         return False
     code = pyotp.TOTP(SECRET).now()
-    status, _ = call(
-        base,
-        "POST",
-        "/api/v1/auth/login/second-factor",
-        {"challenge": body["challenge"], "code": code},
+    status, _ = client.post(
+        "/api/v1/auth/login/second-factor", {"challenge": body["challenge"], "code": code}
     )
     return status == 200
 
 
 def drive(
-    sign_in: Callable[[str, str], bool], base: str, emails: list[str], clients: int, seconds: float
+    sign_in: Callable[[Client, str], bool],
+    base: str,
+    emails: list[str],
+    clients: int,
+    seconds: float,
 ) -> dict[str, float]:
-    """Run ``clients`` threads signing in with fresh emails for ``seconds``; the figures."""
-    lock = threading.Lock()
-    ok: list[float] = []
-    failed = 0
-    deadline = time.monotonic() + seconds
-
-    def worker() -> None:
-        nonlocal failed
-        while time.monotonic() < deadline:
-            with lock:
-                if not emails:
-                    return
-                email = emails.pop()
-            started = time.perf_counter()
-            good = sign_in(base, email)
-            with lock:
-                if good:
-                    ok.append(time.perf_counter() - started)
-                else:
-                    failed += 1
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
+    """Run ``clients`` clients signing in with fresh emails for ``seconds``; the figures."""
+    # Far above what cost 12 allows on a few cores: a run never runs out of users.
+    if len(emails) < seconds * 20:
+        raise SystemExit("too few users left for another run: raise --users")
+    result = closed_loop.drive(
+        base, lambda client: sign_in(client, emails.pop()), clients=clients, seconds=seconds
+    )
     return {
-        "sign_ins": len(ok),
-        "failed": failed,
-        "per_s": len(ok) / elapsed,
-        "p50_ms": 1000 * statistics.median(ok) if ok else 0.0,
+        "sign_ins": result.ok,
+        "failed": result.status_errors + result.errors,
+        "per_s": result.rps,
+        "p50_ms": result.p50_ms,
     }
 
 
@@ -168,24 +144,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "totp": [row.email for row in with_app],
             }
             loads = {"password": password_sign_in, "totp": totp_sign_in}
-            assert totp_sign_in(base, pools["totp"].pop()), "a TOTP sign-in failed"
-            assert password_sign_in(base, pools["password"].pop()), "a password sign-in failed"
+            client = Client(base, 0)
+            assert totp_sign_in(client, pools["totp"].pop()), "a TOTP sign-in failed"
+            assert password_sign_in(client, pools["password"].pop()), "a password sign-in failed"
+            client.close()
             rows: list[dict[str, Any]] = []
             for round_no in range(1, args.rounds + 1):
-                bound = measure_bcrypt(args.bcrypt_rounds, args.workers)["bound_rps"]
                 order = ["password", "totp"] if round_no % 2 else ["totp", "password"]
                 for kind in order:
                     quiet = machine.wait_quiet(0.15, 60, say)
+                    before = measure_bcrypt(args.bcrypt_rounds, args.workers)["bound_rps"]
                     figures = drive(loads[kind], base, pools[kind], args.clients, args.duration)
+                    after = measure_bcrypt(args.bcrypt_rounds, args.workers)["bound_rps"]
+                    bound = (before + after) / 2
                     share = figures["per_s"] / bound
                     rows.append(
-                        {"round": round_no, "kind": kind, "bound_rps": bound, "busy": quiet,
+                        {"round": round_no, "kind": kind, "bound_rps": bound,
+                         "bound_before": before, "bound_after": after, "busy": quiet,
                          **figures, "share_of_bound": share}
                     )  # fmt: skip
                     say(
                         f"round {round_no} {kind:>8}: {figures['per_s']:.2f} sign-ins/s "
                         f"(p50 {figures['p50_ms']:.0f} ms, {figures['failed']} failed), "
-                        f"bound {bound:.2f}/s: {share:.3f}"
+                        f"bound {before:.2f}/s before, {after:.2f}/s after: {share:.3f}"
                     )
         finally:
             warden.stop()

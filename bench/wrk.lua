@@ -14,8 +14,6 @@
 --                                 A token is never sent twice; when a thread runs out it
 --                                 stops and the result says so ("exhausted").
 --   login    EMAILS PASSWORD      POST /api/v1/auth/login cycling through the emails
---   register RUN ROUND PASSWORD   POST /api/v1/auth/register with a unique email per request:
---                                 b<RUN>r<ROUND>t<thread>n<counter>@bench.example
 --
 -- done() prints one line "BENCH_JSON {...}" with counts and latency percentiles (us).
 
@@ -47,9 +45,6 @@ local position = 0
 local token
 local header_name
 local password
-local run_id
-local round_id
-local counter = 0
 exhausted = 0
 used = 0
 
@@ -78,10 +73,6 @@ function init(args)
       items = read_lines(args[2])
       password = args[3]
       position = (tid - 1) * 7919
-   elseif mode == "register" then
-      run_id = args[2]
-      round_id = args[3]
-      password = args[4]
    end
 end
 
@@ -114,12 +105,6 @@ function request()
    elseif mode == "login" then
       local body = '{"email":"' .. next_item() .. '","password":"' .. password .. '"}'
       return wrk.format("POST", "/api/v1/auth/login", json_headers, body)
-   elseif mode == "register" then
-      counter = counter + 1
-      local email = "b" .. run_id .. "r" .. round_id .. "t" .. tid .. "n" .. counter .. "@bench.example"
-      local body = '{"email":"' .. email .. '","password":"' .. password
-         .. '","full_name":"Bench User"}'
-      return wrk.format("POST", "/api/v1/auth/register", json_headers, body)
    end
    return wrk.format("GET")
 end
