@@ -32,6 +32,15 @@ class BaseRepository(Generic[ModelT]):
         self.session.flush()
         return entity
 
+    def stage(self, entity: ModelT) -> ModelT:
+        """Stage a new row for the next flush or the commit, whichever comes first.
+
+        For rows nothing reads back before the commit and no constraint of theirs can fail:
+        one flush at the commit writes them with the rest of the use case.
+        """
+        self.session.add(entity)
+        return entity
+
     def flush(self) -> None:
         """Send the staged changes now, so the database's constraints decide at this point."""
         self.session.flush()

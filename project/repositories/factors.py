@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import bindparam, delete, exists, select, update
 
 from project.models import Passkey, RecoveryCode, TotpFactor
 from project.repositories.base import BaseRepository
@@ -111,6 +111,19 @@ class RecoveryCodeRepository(BaseRepository[RecoveryCode]):
         )
 
 
+# Built once: every sign-in asks it (see users.py).
+_KINDS = select(
+    exists()
+    .where(TotpFactor.user_id == bindparam("user_id"), TotpFactor.confirmed_at.isnot(None))
+    .label("totp"),
+    exists()
+    .where(RecoveryCode.user_id == bindparam("user_id"), RecoveryCode.used_at.is_(None))
+    .label("recovery"),
+    exists().where(Passkey.user_id == bindparam("user_id")).label("webauthn"),
+)
+_KIND_NAMES = ("totp", "recovery", "webauthn")
+
+
 class FactorQueries(BaseRepository[TotpFactor]):
     """Questions across factor kinds."""
 
@@ -118,12 +131,5 @@ class FactorQueries(BaseRepository[TotpFactor]):
 
     def kinds(self, user_id: uuid.UUID) -> list[str]:
         """Which kinds of factor the user holds, asked in one statement."""
-        totp = exists().where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.isnot(None))
-        recovery = exists().where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))
-        passkey = exists().where(Passkey.user_id == user_id)
-        held = self.session.execute(
-            select(totp.label("totp"), recovery.label("recovery"), passkey.label("webauthn"))
-        ).one()
-        return [
-            kind for kind, has in zip(("totp", "recovery", "webauthn"), held, strict=True) if has
-        ]
+        held = self.session.execute(_KINDS, {"user_id": user_id}).one()
+        return [kind for kind, has in zip(_KIND_NAMES, held, strict=True) if has]

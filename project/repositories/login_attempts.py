@@ -50,8 +50,8 @@ class AttemptStore(Protocol):
     def reserve(self, limits: Sequence[Limit], *, ttl: int) -> float:
         """Seconds left of the longest lock; when none, count a failure on every limit at once."""
 
-    def release(self, key: str) -> None:
-        """Take back one reserved failure."""
+    def settle(self, forget: str, give_back: str | None) -> None:
+        """Forget one counter, and take back one reserved failure of another, at once."""
 
     def delete(self, *keys: str) -> None:
         """Forget counters or marks."""
@@ -99,9 +99,13 @@ class RedisAttemptStore:
             return 0.0
         return float(wait)
 
-    def release(self, key: str) -> None:
+    def settle(self, forget: str, give_back: str | None) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.delete(forget)
+        if give_back is not None:
+            pipe.hincrby(give_back, "failures", -1)
         try:
-            self.client.hincrby(key, "failures", -1)
+            pipe.execute()
         except RedisError as exc:
             logger.warning("login throttle write failed: %s", type(exc).__name__)
 
@@ -148,9 +152,10 @@ class MemoryAttemptStore:
                 self._entries[limit.key] = (counter, now + ttl)
             return 0.0
 
-    def release(self, key: str) -> None:
+    def settle(self, forget: str, give_back: str | None) -> None:
         with self._lock:
-            counter = self._entries.get(key)
+            self._entries.pop(forget, None)
+            counter = self._entries.get(give_back) if give_back is not None else None
             if counter is not None:
                 counter[0].failures = max(0, counter[0].failures - 1)
 

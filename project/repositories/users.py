@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
+from typing import NamedTuple
 
 import psycopg
 from sqlalchemy import Connection, Select, Uuid, bindparam, func, insert, select, text, tuple_
@@ -19,6 +20,24 @@ from project.repositories.base import BaseRepository
 
 # The advisory lock key of changes to the set of active admins: "WARDEN" in ASCII.
 ADMIN_CHANGES_LOCK = 0x5741_5244_454E
+# Built once, as sessions.py's rotation: every login runs both, and building a statement
+# costs more CPU than executing it.
+_CREDENTIALS = select(User.id, User.password_hash).where(
+    User.email_normalized == bindparam("email_normalized")
+)
+_LOCK = (
+    select(User)
+    .where(User.id == bindparam("user_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
+class Credentials(NamedTuple):
+    """What a password check reads of a user before it locks the row."""
+
+    user_id: uuid.UUID
+    password_hash: str
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,13 @@ class UserRepository(BaseRepository[User]):
         return self.session.scalars(
             select(User).where(User.email_normalized == email_normalized)
         ).one_or_none()
+
+    def credentials(self, email_normalized: str) -> Credentials | None:
+        """The id and password hash of the user with this normalized email, or None."""
+        row = self.session.execute(
+            _CREDENTIALS, {"email_normalized": email_normalized}
+        ).one_or_none()
+        return None if row is None else Credentials(row.id, row.password_hash)
 
     def page(
         self,
@@ -132,13 +158,7 @@ class UserRepository(BaseRepository[User]):
         theirs, so they run one after another per user, in one lock order (no deadlocks),
         and decide on the row as it is now, not as an earlier read saw it.
         """
-        query = (
-            select(User)
-            .where(User.id == user_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return self.session.scalars(query).one_or_none()
+        return self.session.scalars(_LOCK, {"user_id": user_id}).one_or_none()
 
     def lock_admin_changes(self) -> int:
         """Take the lock for changes that may remove an admin; return the active admins.

@@ -61,7 +61,7 @@ def record(
     }
     window = COLLAPSED.get(kind)
     if window is None:
-        AuditEventRepository().add(AuditEvent(**fields, details=details or {}))
+        AuditEventRepository().stage(AuditEvent(**fields, details=details or {}))
         return
     # The id and time name the window (together they are the key), so every instance
     # counts into the same row; the row's time is the window's start.

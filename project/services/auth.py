@@ -106,23 +106,25 @@ def login(
     if retry_after:
         _refuse_throttled(guard, normalized, retry_after)
     users = UserRepository()
-    user = users.get_by_email(normalized)
-    verified = False
-    if user is None:
+    found = users.credentials(normalized)
+    user = None
+    if found is None:
         security.burn_verify(password, rounds=_rounds())
-    elif security.verify_password(password, user.password_hash):
-        checked_hash = user.password_hash
+    elif security.verify_password(password, found.password_hash):
         # Checked without a lock (bcrypt is slow); now lock the row and read it afresh, so
         # this session is opened before or after a concurrent reset's revoke-all, never
         # during it. A password set since the check makes the check stale.
-        user = users.lock(user.id)
-        verified = user is not None and user.password_hash == checked_hash
-    if user is None or not verified:
+        user = users.lock(found.user_id)
+        if user is None:
+            found = None  # deleted meanwhile: as if unknown
+        elif user.password_hash != found.password_hash:
+            user = None
+    if user is None:
         metrics.LOGINS.labels("failed").inc()
         audit.record_now(
             AuditEventType.LOGIN_FAILED,
-            user_id=user.id if user else None,
-            details={"reason": "unknown_email" if user is None else "wrong_password"},
+            user_id=found.user_id if found else None,
+            details={"reason": "unknown_email" if found is None else "wrong_password"},
         )
         raise errors.InvalidCredentials("The email or password is incorrect.")
     device = guard.record_success()

@@ -181,8 +181,10 @@ def open_session(
     """
     now = utcnow()
     auth_time = auth_time or now
-    session = SessionRepository().add(
+    # Its id is made here, not by a flush: the commit writes the row with the audit event.
+    session = SessionRepository().stage(
         Session(
+            id=uuid.uuid4(),
             user_id=user.id,
             refresh_jti=new_token_id(),
             created_at=now,

@@ -151,7 +151,6 @@ class LoginGuard:
         The untrusted pool is only given back the failure this attempt reserved: a success
         never resets it, so it hands a third party no fresh failures.
         """
-        self.store.delete(self._own)
-        if self.standing is Standing.UNTRUSTED:
-            self.store.release(self._pool)
+        untrusted = self.standing is Standing.UNTRUSTED
+        self.store.settle(self._own, self._pool if untrusted else None)
         return _issue(DEVICE_SALT, self.account)
