@@ -233,8 +233,10 @@ class Bench:
             mode = self.mode(target, endpoint, round_no, load.duration)
         # The bound is timed on each side of the run; a machine whose speed drifts over a
         # minute shifts it and the run alike.
-        timed = endpoint.compare == "bcrypt" and not warm
-        before = self.time_bcrypt() if timed else None
+        before = None
+        if endpoint.compare == "bcrypt" and not warm:
+            machine.wait_quiet(self.args.quiet_level, self.args.quiet_wait, say)
+            before = self.time_bcrypt()
         restarted = False
         try:
             result, meter, quiet = self.measure(server, self.load_of(server, url_path, mode, load))
