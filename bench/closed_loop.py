@@ -43,7 +43,10 @@ class Client:
         data = response.read()
         if response.getheader("Connection", "").lower() == "close":
             self.reopen()
-        return response.status, json.loads(data) if data else None
+        # gunicorn's own error pages (a worker timeout, say) are not JSON.
+        if "json" not in response.getheader("Content-Type", ""):
+            return response.status, None
+        return response.status, json.loads(data)
 
     def reopen(self) -> None:
         """Start a new connection (after the server closed this one)."""
