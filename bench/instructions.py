@@ -76,17 +76,25 @@ def requests_for(
 
 def prepared(warden: Any, endpoint: str, count: int) -> tuple[Any, list[dict[str, Any]]]:
     """Seed ``warden``'s database; its app and ``count`` environs for ``endpoint``."""
-    from werkzeug.test import EnvironBuilder
-
-    from bench import stack
     from config import load_settings
     from project import create_app
 
     warden.release_and_seed(50, "bench")
+    environs = _environs(warden, endpoint, count)
+    # Made after the environs: minting sessions creates the harness's own app, whose
+    # create_app sets the root logger's level, and the access line must be counted.
     app = create_app(load_settings({**warden.env, "LOG_LEVEL": "INFO"}))
     # The access log line is part of the count, but not of this process's output.
     handler = cast(logging.StreamHandler, logging.getLogger().handlers[0])  # type: ignore[type-arg]
     handler.setStream(open("/dev/null", "w"))  # noqa: SIM115
+    return app, environs
+
+
+def _environs(warden: Any, endpoint: str, count: int) -> list[dict[str, Any]]:
+    """``count`` WSGI environs for ``endpoint``, with sessions minted for them."""
+    from werkzeug.test import EnvironBuilder
+
+    from bench import stack
 
     def environ(path: str, token: str | None, **options: Any) -> dict[str, Any]:
         headers: dict[str, str] = {"Host": "localhost:8000", "User-Agent": "wrk"}
@@ -98,7 +106,7 @@ def prepared(warden: Any, endpoint: str, count: int) -> tuple[Any, list[dict[str
     if endpoint == "login":
         # bcrypt at cost 4 is about 4M instructions of the count; the rest is Warden's own.
         users = [row.email for row in warden.active_seeded("bench", 50)]
-        return app, [
+        return [
             environ(
                 "/api/v1/auth/login",
                 None,
@@ -114,7 +122,7 @@ def prepared(warden: Any, endpoint: str, count: int) -> tuple[Any, list[dict[str
     if endpoint == "refresh":
         users = [row.id for row in warden.active_seeded("bench", 50)]
         pairs = warden.mint_sessions(users, count)
-        return app, [
+        return [
             environ("/api/v1/auth/refresh", pair.refresh_token, method="POST") for pair in pairs
         ]
     if endpoint == "admin_list":
@@ -122,10 +130,10 @@ def prepared(warden: Any, endpoint: str, count: int) -> tuple[Any, list[dict[str
             "SELECT id FROM users WHERE email = :email", email=stack.ADMIN_EMAIL
         )[0].id
         token = warden.mint_sessions([admin], 1)[0].access_token
-        return app, [environ("/api/v1/users", token, query_string="limit=20")] * count
+        return [environ("/api/v1/users", token, query_string="limit=20")] * count
     user = warden.active_seeded("bench", 1)[0].id
     token = warden.mint_sessions([user], 1)[0].access_token
-    return app, [environ("/api/v1/users/me", token)] * count
+    return [environ("/api/v1/users/me", token)] * count
 
 
 def child(root: Path, endpoint: str, requests: int, total: int) -> None:
