@@ -16,6 +16,7 @@ from config import Settings, flask_config, settings_or_exit
 from project import cli, compat, models
 from project.api import docs, errors, health, metrics, middleware, v1, wellknown
 from project.api.auth import register_jwt_callbacks
+from project.api.json_provider import OrjsonProvider
 from project.api.openapi import register_api
 from project.api.ratelimits import counted_elsewhere
 from project.core.db_liveness import install_liveness_check
@@ -35,7 +36,10 @@ SYNCED_LIMIT = 1024
 
 
 class Warden(Flask):
-    """Flask, deciding once per hook or view whether it is a coroutine function."""
+    """Flask, deciding once per hook or view whether it is a coroutine function, and
+    writing JSON with orjson."""
+
+    json_provider_class = OrjsonProvider
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

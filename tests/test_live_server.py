@@ -225,7 +225,7 @@ def test_no_secret_reaches_any_log(deployment: Deployment, inbox: Mailbox) -> No
     # Wait for the last request's own line, so every line of the run is in what is checked.
     wait_until(lambda: "last-of-the-secrets" in deployment.logs(), timeout=10)
     logs = deployment.logs()
-    assert '"logger": "warden.request"' in logs  # the logs were captured
+    assert '"logger":"warden.request"' in logs  # the logs were captured
     secrets = [
         PASSWORD,
         new_password,

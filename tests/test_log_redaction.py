@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def test_the_access_line_leaves_out_the_query(
     with caplog.at_level(logging.INFO):
         client.get(path)
     lines = [JsonFormatter().format(record) for record in caplog.records]
-    assert any('"path": "' + path.split("?")[0] + '"' in line for line in lines), lines
+    assert any(json.loads(line).get("path") == path.split("?")[0] for line in lines), lines
     assert not any(SECRET in line for line in lines)
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -107,3 +108,20 @@ def test_a_mail_job_that_fails_in_the_worker_logs_no_link(
     for record in failures:
         line = JsonFormatter().format(record)
         assert "verify-email?token=" not in line and "nomail@example.com" not in line, line
+
+
+def test_a_line_orjson_refuses_is_still_written() -> None:
+    record = logging.makeLogRecord({"msg": "odd", "big": 2**70, "text": "\ud800", "n": None})
+    line = json.loads(JsonFormatter().format(record))
+    assert line["big"] == 2**70 and line["text"] == "\ud800"
+    assert "n" not in line  # a None extra is left out
+
+
+def test_time_is_utc_iso_to_the_millisecond() -> None:
+    formatter = JsonFormatter()
+    for created in (1_780_000_000.9994, 1_780_000_001.0, 1_780_000_001.25):
+        record = logging.makeLogRecord({"msg": "tick"})
+        record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+        expected = datetime.fromtimestamp(int(created), UTC).isoformat()
+        stamp = json.loads(formatter.format(record))["time"]
+        assert stamp == expected.replace("+00:00", f".{int(record.msecs):03d}+00:00")
