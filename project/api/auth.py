@@ -162,8 +162,9 @@ def verify_access_token() -> None:
 
 
 def _keep_claims(claims: dict[str, Any], location: str | None) -> None:
-    g.token_claims = claims
-    g.token_location = location
+    state = g._get_current_object()
+    state.token_claims = claims
+    state.token_location = location
 
 
 def current_claims() -> dict[str, Any]:

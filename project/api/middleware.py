@@ -43,11 +43,15 @@ def start_request(environ: dict[str, Any]) -> None:
     """Adopt a well-formed client X-Request-ID or make one, and start the clock."""
     supplied = environ.get("HTTP_X_REQUEST_ID", "")
     # An id names a request and guards nothing: no system call for its randomness.
-    g.request_id = supplied if REQUEST_ID.fullmatch(supplied) else f"{random.getrandbits(128):032x}"
-    g.started = time.perf_counter()
-    g.pending_tasks = tasks.begin_request()
+    request_id = supplied if REQUEST_ID.fullmatch(supplied) else f"{random.getrandbits(128):032x}"
+    # The object behind the proxy, once: each access through Werkzeug's proxy costs about
+    # as much as this whole hook's own work (Werkzeug's LocalProxy documentation).
+    state = g._get_current_object()
+    state.request_id = request_id
+    state.started = time.perf_counter()
+    state.pending_tasks = tasks.begin_request()
     context.start(
-        request_id=g.request_id,
+        request_id=request_id,
         ip=clean_ip(environ.get("REMOTE_ADDR")),
         user_agent=clean_user_agent(environ.get("HTTP_USER_AGENT")),
     )
@@ -95,9 +99,11 @@ def read_streamed_body(environ: dict[str, Any]) -> None:
 
 def finish_request(response: Response) -> Response:
     """Echo the request id and write one access log line."""
-    path, method, settings = request.path, request.method, current_settings()
+    served: Request = request._get_current_object()  # type: ignore[attr-defined]
+    state = g._get_current_object()
+    path, method, settings = served.path, served.method, current_settings()
     headers = response.headers
-    headers["X-Request-ID"] = g.get("request_id", "")
+    headers["X-Request-ID"] = state.get("request_id", "")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     if path.startswith("/api/v1/") and not path.startswith(DOCS_PATHS):
         # Bodies carry tokens and personal data: no browser or proxy may keep a copy.
@@ -106,17 +112,17 @@ def finish_request(response: Response) -> Response:
         # The CORS headers depend on the Origin: a shared cache must key on it, whether
         # or not this answer carries them (flask-cors adds it only for some configurations).
         response.vary.add("Origin")
-    if g.get("rate_limited"):
+    if state.get("rate_limited"):
         add_rate_limit_headers(response)
-    pending = g.get("pending_tasks")
+    pending = state.get("pending_tasks")
     if pending:
         # Deferred work (mail without Redis) runs once the client has its response.
         response.call_on_close(partial(tasks.run_all, pending))
     if settings.HSTS:
         headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
-    rule = request.url_rule
+    rule = served.url_rule
     route = rule.rule if rule else "<unmatched>"
-    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+    elapsed = time.perf_counter() - state.get("started", time.perf_counter())
     # Any token is a method to a client: only known ones become label values.
     label = method if method in METRIC_METHODS else "OTHER"
     status = response.status_code

@@ -89,7 +89,8 @@ def counts_per_account(view: object) -> bool:
 
 def bearer_token() -> str | None:
     """The token of an ``Authorization: Bearer`` header, if the request has one."""
-    header = request.headers.get("Authorization", "")
+    # From the environ: the scheme was made "Bearer" there (api/middleware.py).
+    header: str = request.environ.get("HTTP_AUTHORIZATION", "")
     return header[len("Bearer ") :] if header.startswith("Bearer ") else None
 
 
@@ -102,11 +103,12 @@ def counted_elsewhere() -> bool:
     verified before and not seen refused since: any other token (new, forged, expired,
     revoked, a refresh token) is counted per IP, so a token cannot escape both limits.
     """
-    view = current_app.view_functions.get(request.endpoint or "")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    view = app.view_functions.get(request.endpoint or "")
     if getattr(view, IP_LIMITED, False):
         return True
     if not counts_per_account(view):
         return False
     token = bearer_token()
-    verified: VerifiedTokenCache = current_app.extensions[CACHE_KEY]
+    verified: VerifiedTokenCache = app.extensions[CACHE_KEY]
     return token is not None and verified.is_verified_access(token)

@@ -179,11 +179,12 @@ def _items(setting: str) -> tuple[RateLimitItem, ...]:
 
 def windows(now: float | None = None) -> list[Window]:
     """The account limit's windows now; none when rate limiting is off."""
-    if not current_settings().RATELIMIT_ENABLED:
+    settings = current_settings()
+    if not settings.RATELIMIT_ENABLED:
         return []
     now = time.time() if now is None else now
     found = []
-    for item in _items(current_settings().RATELIMIT_ACCOUNT):
+    for item in _items(settings.RATELIMIT_ACCOUNT):
         index, into = divmod(now, item.get_expiry())
         found.append(Window(item, int(index), into / item.get_expiry()))
     return found
