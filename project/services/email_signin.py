@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import asdict
 
 from project.core import context, emails, errors
 from project.core.settings import current_settings
@@ -34,7 +33,7 @@ def _code_digest(salt: str, code: str) -> str:
 
 def request(*, email: str) -> None:
     """Queue a sign-in mail; the caller learns nothing about the address."""
-    defer(send, email, asdict(context.current()), description="mail: email sign-in")
+    defer(send, email, context.current()._asdict(), description="mail: email sign-in")
 
 
 def send(email: str, request_context: dict[str, str | None]) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from project.core import context, emails, errors, security
 from project.core.settings import current_settings
 from project.core.tasks import defer
@@ -22,7 +20,7 @@ def request_reset(*, email: str) -> None:
     All the work, lookup included, happens in a job: the request costs the same for a
     known and an unknown address, so its timing tells nothing.
     """
-    defer(send_reset_link, email, asdict(context.current()))
+    defer(send_reset_link, email, context.current()._asdict())
 
 
 def send_reset_link(email: str, request_context: dict[str, str | None]) -> None:

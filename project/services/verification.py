@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
@@ -120,7 +120,7 @@ def stage_email_change(*, user: User, new_email: str) -> StagedEmailChange | Non
 
 def request_resend(*, email: str) -> None:
     """Queue a new verification mail; the caller learns nothing about the address."""
-    defer(resend_verification, email, asdict(context.current()))
+    defer(resend_verification, email, context.current()._asdict())
 
 
 def resend_verification(email: str, request_context: dict[str, str | None]) -> None:
