@@ -18,9 +18,9 @@ _OPTIONS = (
 class OrjsonProvider(DefaultJSONProvider):
     """Flask's default provider, writing compact JSON with orjson.
 
-    json.dumps builds an encoder for each call with options; every answer is JSON, and
-    writing it cost as much as the rest of a cheap read's response. The output is the same
-    JSON, in UTF-8 instead of ASCII escapes. What orjson refuses (an integer past 64 bits,
+    json.dumps with options builds an encoder for each call, and every answer is JSON:
+    orjson writes a warm read's answer in a small part of that time. The output is the
+    same JSON, in UTF-8 instead of ASCII escapes. What orjson refuses (an integer past 64 bits,
     a lone surrogate) and any call with options of its own is written by the json module.
     Reading stays with the json module.
     """

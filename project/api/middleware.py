@@ -44,8 +44,8 @@ def start_request(environ: dict[str, Any]) -> None:
     supplied = environ.get("HTTP_X_REQUEST_ID", "")
     # An id names a request and guards nothing: no system call for its randomness.
     request_id = supplied if REQUEST_ID.fullmatch(supplied) else f"{random.getrandbits(128):032x}"
-    # The object behind the proxy, once: each access through Werkzeug's proxy costs about
-    # as much as this whole hook's own work (Werkzeug's LocalProxy documentation).
+    # The object behind the proxy, once: each read through Werkzeug's proxy looks the
+    # object up again, as its LocalProxy documentation notes for repeated access.
     state = g._get_current_object()
     state.request_id = request_id
     state.started = time.perf_counter()
