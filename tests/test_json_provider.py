@@ -43,12 +43,14 @@ def _providers(sort_keys: bool) -> tuple[DefaultJSONProvider, OrjsonProvider]:
     return reference, fast
 
 
-@pytest.mark.parametrize("sort_keys", [False, True])
-@pytest.mark.parametrize("value", VALUES)
+@pytest.mark.parametrize(
+    ("value", "sort_keys"),
+    [(value, False) for value in VALUES]
+    # The json module cannot sort an int key among str keys (VALUES[3]).
+    + [(value, True) for value in VALUES if value is not VALUES[3]],
+)
 def test_dumps_reads_back_as_the_json_module_wrote_it(value: object, sort_keys: bool) -> None:
     reference, fast = _providers(sort_keys)
-    if sort_keys and value is VALUES[3]:
-        return  # the json module cannot sort an int key among str keys
     written = fast.dumps(value)
     assert json.loads(written) == json.loads(reference.dumps(value))
     if sort_keys and value in VALUES[:3]:  # what orjson writes: byte for byte, compact
